@@ -1,0 +1,31 @@
+"""Exceptions with messages meant for a person: what went wrong and what to do about it."""
+
+from __future__ import annotations
+
+
+class SclipError(Exception):
+    """Base class of every error napari-sclip raises on purpose."""
+
+
+class WeightsUnavailableError(SclipError):
+    """Pretrained weights are neither cached nor downloadable (offline machine, firewall...)."""
+
+
+class CheckpointError(SclipError):
+    """A local checkpoint file cannot be read or is not a CLIP model."""
+
+
+class UnsupportedModelError(SclipError):
+    """The model architecture cannot run dense SCLIP inference (not an open_clip ViT)."""
+
+
+class VocabularyError(SclipError, ValueError):
+    """The vocabulary is empty, has an empty class or repeats a phrase."""
+
+
+class InputImageError(SclipError, ValueError):
+    """The image cannot be segmented as given (wrong shape, no pixels...)."""
+
+
+class Cancelled(SclipError):
+    """The run was cancelled by the caller's ``cancel()`` callback between two window batches."""

@@ -1,0 +1,110 @@
+"""Sliding windows and the paper-exact merge of per-window logits.
+
+Grid rule (method.md §3): per axis ``max(H - win + stride - 1, 0) // stride + 1`` windows starting
+at ``i * stride``, the last clamped to end at the border; an axis shorter than a window is taken
+whole. Each window's token logits are bilinearly upsampled to the window and averaged over overlaps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class Box:
+    """One window, ``[y0, y1) x [x0, x1)`` in inference-size pixels."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+
+
+def axis_starts(length: int, window: int, stride: int) -> list[tuple[int, int]]:
+    """``(start, end)`` of the windows along one axis."""
+    if window <= 0 or stride <= 0:
+        raise ValueError(f"window and stride must be positive, got {window} and {stride}.")
+    count = max(length - window + stride - 1, 0) // stride + 1
+    spans = []
+    for i in range(count):
+        end = min(i * stride + window, length)
+        spans.append((max(end - window, 0), end))
+    return spans
+
+
+def window_grid(height: int, width: int, window: int, stride: int) -> list[Box]:
+    """All windows over an image of ``height x width``, row by row."""
+    return [
+        Box(y0, y1, x0, x1)
+        for y0, y1 in axis_starts(height, window, stride)
+        for x0, x1 in axis_starts(width, window, stride)
+    ]
+
+
+def crop_batches(pixels: torch.Tensor, boxes: Sequence[Box], batch: int):
+    """Yield ``(index_of_first, (B, 3, h, w) tensor)``; all windows of a grid share one size."""
+    for start in range(0, len(boxes), batch):
+        chunk = boxes[start : start + batch]
+        yield start, torch.stack([pixels[:, b.y0 : b.y1, b.x0 : b.x1] for b in chunk])
+
+
+def merge_logits(
+    features: torch.Tensor,
+    text: torch.Tensor,
+    boxes: Sequence[Box],
+    size: tuple[int, int],
+    batch: int = 16,
+) -> torch.Tensor:
+    """Mean over windows of upsampled cosine logits: ``(Q, h, w)`` float32 at inference size.
+
+    ``features`` is ``(n, gh, gw, D)`` normalised patch features, ``text`` ``(Q, D)`` normalised.
+    """
+    q = text.shape[0]
+    canvas = torch.zeros(q, *size, dtype=torch.float32)
+    count = torch.zeros(1, *size, dtype=torch.float32)
+    text = text.to(torch.float32)
+    for start in range(0, len(boxes), batch):
+        chunk = boxes[start : start + batch]
+        tokens = features[start : start + len(chunk)].to(torch.float32) @ text.T  # (B, gh, gw, Q)
+        b0 = chunk[0]
+        up = F.interpolate(
+            tokens.permute(0, 3, 1, 2), size=(b0.y1 - b0.y0, b0.x1 - b0.x0), mode="bilinear", align_corners=False
+        )
+        for b, tile in zip(chunk, up, strict=True):
+            canvas[:, b.y0 : b.y1, b.x0 : b.x1] += tile
+            count[:, b.y0 : b.y1, b.x0 : b.x1] += 1
+    if bool((count == 0).any()):  # pragma: no cover - the grid rule covers every pixel
+        raise RuntimeError("window grid left pixels uncovered")
+    return canvas / count
+
+
+def _linear_taps(n_in: int, n_out: int, start: int, stop: int):
+    """Source indices and weights of PyTorch's bilinear (align_corners=False) for outputs [start, stop)."""
+    scale = n_in / n_out
+    dst = torch.arange(start, stop, dtype=torch.float64)
+    src = ((dst + 0.5) * scale - 0.5).clamp(min=0)
+    i0 = src.floor().long().clamp(max=n_in - 1)
+    i1 = (i0 + 1).clamp(max=n_in - 1)
+    lam = (src - i0).to(torch.float32)
+    return i0, i1, lam
+
+
+def resize_rows(canvas: torch.Tensor, out_size: tuple[int, int], row0: int, row1: int) -> torch.Tensor:
+    """Rows ``[row0, row1)`` of ``F.interpolate(canvas, out_size, 'bilinear')``, computed alone.
+
+    Lets the full-resolution logits be produced strip by strip, so ``(Q, H, W)`` never exists.
+    """
+    q, h, w = canvas.shape
+    big_h, big_w = out_size
+    if (h, w) == (big_h, big_w):
+        return canvas[:, row0:row1]
+    i0, i1, ly = _linear_taps(h, big_h, row0, row1)
+    rows = canvas[:, i0] + (canvas[:, i1] - canvas[:, i0]) * ly[None, :, None]
+    if w == big_w:
+        return rows
+    j0, j1, lx = _linear_taps(w, big_w, 0, big_w)
+    return rows[:, :, j0] + (rows[:, :, j1] - rows[:, :, j0]) * lx
