@@ -55,12 +55,12 @@ def to_unit_range(
             values = values[:: values.size // 2_000_000]
         lo, hi = (float(v) for v in np.percentile(values, percentiles))
     scale = 1.0 / (hi - lo) if hi > lo else 0.0
+    if not finite.all():
+        data = np.where(finite, data, np.float32(lo))  # NaN / inf pixels count as the low end
     out = np.empty(data.shape, np.float32)
     np.subtract(data, lo, out=out)
     out *= scale
     np.clip(out, 0.0, 1.0, out=out)
-    if not finite.all():
-        out[~finite] = 0.0
     if out.ndim == 2:
         out = np.repeat(out[..., None], 3, axis=-1)
     return out

@@ -1,0 +1,51 @@
+"""Shared fixtures: tiny random open_clip models built in-process (no downloads) and an isolated cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Weights and text-embedding caches go to a temporary folder, never the user's."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("NAPARI_SCLIP_CACHE_DIR", str(tmp_path_factory.mktemp("sclip-cache")))
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    yield
+    mp.undo()
+
+
+def make_tiny_clip(seed: int = 0, image_size: int = 32, patch_size: int = 8, width: int = 32, layers: int = 2):
+    """A random-weights open_clip CLIP of a few hundred thousand parameters (milliseconds to build)."""
+    import open_clip
+    import torch
+
+    torch.manual_seed(seed)
+    return open_clip.CLIP(
+        embed_dim=32,
+        vision_cfg=dict(image_size=image_size, patch_size=patch_size, width=width, layers=layers, head_width=16),
+        text_cfg=dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=1),
+    ).eval()
+
+
+@pytest.fixture
+def tiny_clip():
+    return make_tiny_clip()
+
+
+@pytest.fixture
+def tiny_model(tiny_clip):
+    """A tiny SclipModel on the CPU in fp32, window 32 px, patch 8 px."""
+    from napari_sclip import SclipModel
+
+    return SclipModel.from_open_clip(tiny_clip, name="tiny-random", precision="fp32")
+
+
+@pytest.fixture
+def rgb_image():
+    """A smooth 70 x 90 RGB uint8 image with a few regions."""
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:70, 0:90]
+    img = np.stack([(xx * 2.8) % 256, (yy * 3.6) % 256, ((xx + yy) * 1.5) % 256], axis=-1)
+    return (img + rng.normal(0, 5, img.shape)).clip(0, 255).astype(np.uint8)
