@@ -6,6 +6,7 @@ offline machine, a file that is not a CLIP checkpoint, an architecture SCLIP can
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -276,8 +277,11 @@ def _build_from_file(path: Path, name: str | None, openai: bool = False) -> tupl
         clip = open_clip.create_model(name, pretrained=None, force_quick_gelu=openai)
         label = f"{name} ({path.name})"
     else:
-        clip = open_clip.build_model_from_openai_state_dict(dict(sd), quick_gelu=openai, cast_dtype=None)
-        return clip.float(), path.stem
+        from open_clip.model import build_model_from_openai_state_dict
+
+        # open_clip infers the architecture but casts weights to fp16; reload them at full precision
+        clip = build_model_from_openai_state_dict(dict(sd), quick_gelu=openai, cast_dtype=None).float()
+        label = path.stem
     try:
         clip.load_state_dict({k: v for k, v in sd.items() if k not in _OPENAI_MARKERS}, strict=True)
     except RuntimeError as exc:
@@ -329,9 +333,8 @@ def _unavailable(what: str, cache: Path, filename: str | None = None) -> Weights
 def _build_from_tag(name: str, tag: str, cache: Path) -> nn.Module:
     import open_clip
 
-    base = name.removesuffix("-quickgelu")
     if name not in open_clip.list_models():
-        close = [m for m in open_clip.list_models() if base.lower() in m.lower()][:8]
+        close = difflib.get_close_matches(name, open_clip.list_models(), n=6, cutoff=0.6)
         raise UnsupportedModelError(
             f"Unknown open_clip model {name!r}." + (f" Did you mean one of: {', '.join(close)}?" if close else "")
         )
