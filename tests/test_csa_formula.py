@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from napari_sclip import SclipModel
-from napari_sclip.encoder import dense_features
 from napari_sclip.attention import get_mode
+from napari_sclip.encoder import dense_features
 
 from .conftest import make_tiny_clip
 

@@ -22,7 +22,17 @@ _LAZY = {
     "PAPER_BACKGROUND": "vocabulary",
 }
 
-__all__ = [*_LAZY, "__version__"]
+__all__ = [
+    "PAPER_BACKGROUND",
+    "Progress",
+    "SclipModel",
+    "Segmentation",
+    "Vocabulary",
+    "__version__",
+    "load_model",
+    "segment",
+    "segment_steps",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import SclipModel, load_model

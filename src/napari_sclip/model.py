@@ -114,7 +114,8 @@ class SclipModel:
         precision: str = "fp32",
         cache_dir: str | os.PathLike | None = None,
     ) -> SclipModel:
-        """Wrap an in-process open_clip CLIP (random or your own weights).
+        """Wrap an in-process open_clip CLIP (random or your own weights); the module is moved to
+        the device and cast to the precision in place.
 
         Text embeddings are cached on disk only when ``cache_dir`` is given, since an in-memory
         model has no stable identity across sessions beyond a fingerprint of its weights.
