@@ -17,27 +17,25 @@ def class_probabilities(
 ) -> torch.Tensor:
     """``softmax(logit_scale * logits)`` over all queries, then the max over each label's queries."""
     p = torch.softmax(logits * logit_scale, dim=0)
-    out = torch.zeros((n_classes + 1, *p.shape[1:]), dtype=p.dtype)
+    out = torch.empty((n_classes + 1, *p.shape[1:]), dtype=p.dtype)
+    present = torch.zeros(n_classes + 1, dtype=torch.bool)
+    single_labels, single_rows = [], []
     for label in torch.unique(query_labels).tolist():
-        out[label] = p[query_labels == label].amax(0)
+        rows = (query_labels == label).nonzero().flatten().tolist()
+        present[label] = True
+        if len(rows) == 1:  # most classes have one phrase: gathered below in one copy
+            single_labels.append(label)
+            single_rows.append(rows[0])
+        else:
+            torch.amax(p[rows], dim=0, out=out[label])
+    if single_labels:
+        out[single_labels] = p[single_rows]
+    out[~present] = 0.0
     return out
 
 
 def label_dtype(n_classes: int) -> np.dtype:
     return np.dtype(np.uint8) if n_classes <= 255 else np.dtype(np.uint16)
-
-
-def best_channels(probs: np.ndarray, rows: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pixel argmax channel and its probability, computed in row strips to bound memory."""
-    c, h, w = probs.shape
-    best = np.empty((h, w), label_dtype(c - 1))
-    best_p = np.empty((h, w), np.float32)
-    for r in range(0, h, rows):
-        strip = probs[:, r : r + rows]
-        idx = strip.argmax(0)
-        best[r : r + rows] = idx
-        best_p[r : r + rows] = np.take_along_axis(strip, idx[None], 0)[0]
-    return best, best_p
 
 
 def suppress(

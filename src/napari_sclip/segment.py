@@ -17,7 +17,7 @@ import torch
 
 from . import vocabulary as vocab_mod
 from .attention import get_mode
-from .decide import best_channels, class_probabilities, decide_labels
+from .decide import class_probabilities, decide_labels, label_dtype
 from .errors import Cancelled, InputImageError
 from .model import SclipModel, load_model
 from .prepare import inference_size, to_model_input, to_unit_range
@@ -112,9 +112,9 @@ class Segmentation:
         vocab = Vocabulary.parse(classes, background)
         scale = self.logit_scale if logit_scale is None else _check_scale(logit_scale)
         text = yield from _text_steps(self.model, vocab, extra=0)
-        probs = _full_probabilities(self.features, text, vocab, self.boxes, self.inference_shape, self.image_shape, scale)
+        maps = _full_probabilities(self.features, text, vocab, self.boxes, self.inference_shape, self.image_shape, scale)
         yield Progress(1, 1, "merge")
-        return _finish(self, vocab, scale, probs)
+        return _finish(self, vocab, scale, *maps)
 
     def rescore(
         self,
@@ -249,23 +249,30 @@ def _full_probabilities(
     inference: tuple[int, int],
     out_size: tuple[int, int],
     logit_scale: float,
-) -> np.ndarray:
-    """``(K+1, H, W)`` class probabilities at image size, built strip by strip from the canvas."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(K+1, H, W)`` class probabilities at image size, with the per-pixel best channel and its
+    probability, built strip by strip from the merged canvas so ``(Q, H, W)`` logits never exist."""
     canvas = merge_logits(features, text, boxes, inference)
     labels = torch.from_numpy(vocab.query_labels)
     n = len(vocab.classes)
     H, W = out_size
     probs = np.empty((n + 1, H, W), np.float32)
-    rows = max(1, min(H, (1 << 24) // max(1, canvas.shape[0] * W)))
+    best = np.empty((H, W), label_dtype(n))
+    best_p = np.empty((H, W), np.float32)
+    rows = max(1, min(H, (1 << 23) // max(1, canvas.shape[0] * W)))
     for r0 in range(0, H, rows):
         r1 = min(r0 + rows, H)
-        logits = resize_rows(canvas, out_size, r0, r1)
-        probs[:, r0:r1] = class_probabilities(logits, logit_scale, labels, n).numpy()
-    return probs
+        p = class_probabilities(resize_rows(canvas, out_size, r0, r1), logit_scale, labels, n)
+        top_p, top = p.max(0)
+        probs[:, r0:r1] = p.numpy()
+        best[r0:r1] = top.numpy()
+        best_p[r0:r1] = top_p.numpy()
+    return probs, best, best_p
 
 
-def _finish(base: Segmentation, vocab: Vocabulary, scale: float, probs: np.ndarray) -> Segmentation:
-    best, best_p = best_channels(probs)
+def _finish(
+    base: Segmentation, vocab: Vocabulary, scale: float, probs: np.ndarray, best: np.ndarray, best_p: np.ndarray
+) -> Segmentation:
     sup = frozenset(s for s in base.suppressed if s <= len(vocab.classes))
     labels = decide_labels(probs, best, best_p, base.threshold, base.area_threshold, sup)
     return replace(
@@ -320,8 +327,7 @@ def segment_steps(
         chunks.append(model.dense_features(crops, attention))
         yield Progress(n_new + start + len(crops), n_new + len(boxes), "image")
     features = torch.cat(chunks)
-    probs = _full_probabilities(features, text, vocab, boxes, size, (H, W), scale)
-    best, best_p = best_channels(probs)
+    probs, best, best_p = _full_probabilities(features, text, vocab, boxes, size, (H, W), scale)
     labels = decide_labels(probs, best, best_p, thd, area, ())
     return Segmentation(
         model=model, vocabulary=vocab, image_shape=(H, W), features=features, boxes=boxes, pixels=pixels,

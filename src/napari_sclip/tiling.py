@@ -82,15 +82,21 @@ def merge_logits(
     return canvas / count
 
 
-def _linear_taps(n_in: int, n_out: int, start: int, stop: int):
-    """Source indices and weights of PyTorch's bilinear (align_corners=False) for outputs [start, stop)."""
+def interpolation_matrix(n_in: int, n_out: int, start: int = 0, stop: int | None = None) -> torch.Tensor:
+    """Rows ``[start, stop)`` of the ``(n_out, n_in)`` matrix of PyTorch's 1-D bilinear resize
+    (align_corners=False): two taps per output, so a resize is two small matrix products."""
+    stop = n_out if stop is None else stop
     scale = n_in / n_out
     dst = torch.arange(start, stop, dtype=torch.float64)
     src = ((dst + 0.5) * scale - 0.5).clamp(min=0)
     i0 = src.floor().long().clamp(max=n_in - 1)
     i1 = (i0 + 1).clamp(max=n_in - 1)
-    lam = (src - i0).to(torch.float32)
-    return i0, i1, lam
+    lam = src - i0
+    m = torch.zeros(stop - start, n_in, dtype=torch.float64)
+    rows = torch.arange(stop - start)
+    m.index_put_((rows, i0), 1 - lam, accumulate=True)
+    m.index_put_((rows, i1), lam, accumulate=True)
+    return m.to(torch.float32)
 
 
 def resize_rows(canvas: torch.Tensor, out_size: tuple[int, int], row0: int, row1: int) -> torch.Tensor:
@@ -100,11 +106,5 @@ def resize_rows(canvas: torch.Tensor, out_size: tuple[int, int], row0: int, row1
     """
     q, h, w = canvas.shape
     big_h, big_w = out_size
-    if (h, w) == (big_h, big_w):
-        return canvas[:, row0:row1]
-    i0, i1, ly = _linear_taps(h, big_h, row0, row1)
-    rows = canvas[:, i0] + (canvas[:, i1] - canvas[:, i0]) * ly[None, :, None]
-    if w == big_w:
-        return rows
-    j0, j1, lx = _linear_taps(w, big_w, 0, big_w)
-    return rows[:, :, j0] + (rows[:, :, j1] - rows[:, :, j0]) * lx
+    rows = canvas[:, row0:row1] if h == big_h else interpolation_matrix(h, big_h, row0, row1) @ canvas
+    return rows if w == big_w else rows @ interpolation_matrix(w, big_w).T
