@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import socket
+import threading
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,11 +298,20 @@ def _build_from_file(path: Path, name: str | None, openai: bool = False) -> tupl
 def _hub_reachable(host: str = "huggingface.co", timeout: float = 5.0) -> bool:
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         return False
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, 443), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    # name resolution ignores socket timeouts and can hang for long on a closed network: bound it
+    worker = threading.Thread(target=probe, daemon=True)
+    worker.start()
+    worker.join(timeout + 1.0)
+    return bool(result and result[0])
 
 
 def _hub_cached(cfg: dict, cache: Path) -> bool:
