@@ -1,0 +1,217 @@
+"""Measure the widget in a real napari viewer: the longest Qt event-loop stall during a run, and
+the relabel and re-score times on a large image.
+
+Run under an X server: ``xvfb-run -a python benchmarks/widget_responsiveness.py``. A QTimer ticks
+every 10 ms on the UI thread; the largest gap between two ticks is the longest stall a user would
+feel. Each gap is attributed to the inference phase (worker running) or the layer-update phase
+(results being written into layers), from the widget's ``last_timings`` stamps. Models: ``tiny``
+(a random CLIP, fast) or ``vit-b-16`` (random ViT-B/16 weights: the compute of the default model,
+no download). Prints a table; ``--json PATH`` also writes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+import traceback
+
+import numpy as np
+
+
+def _stacks(main_only: bool) -> str:
+    """Where the UI thread (or every other thread) is now."""
+    main = threading.main_thread().ident
+    frames = sys._current_frames().items()
+    picked = [f for i, f in frames if (i == main) == main_only]
+    return "\n".join("".join(traceback.format_stack(f)[-6:]) for f in picked)
+
+
+class StallMeter:
+    """Gaps between ticks of a 10 ms QTimer on the UI thread, with their end times."""
+
+    def __init__(self, interval_ms: int = 10, explain_ms: float | None = None) -> None:
+        from qtpy.QtCore import QTimer
+
+        self.timer = QTimer(interval=interval_ms)
+        self.timer.timeout.connect(self._tick)
+        self.gaps: list[tuple[float, float]] = []  # (end time, gap seconds)
+        self.explain_ms = explain_ms
+        self.explained: list[tuple[float, str]] = []
+        self._last = time.perf_counter()
+        self._sample: list[str] = []
+        if explain_ms is not None:  # a watchdog samples the UI thread while it is stuck
+            threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(0.02)
+            try:
+                active = self.timer.isActive()
+            except RuntimeError:  # the application is shutting down
+                return
+            if active and (time.perf_counter() - self._last) * 1000 > self.explain_ms:
+                self._sample.append(_stacks(main_only=True))
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        gap = now - self._last
+        self._last = now
+        self.gaps.append((now, gap))
+        if self.explain_ms is not None and gap * 1000 > self.explain_ms:
+            ui = self._sample[len(self._sample) // 2] if self._sample else "(not sampled)"
+            self.explained.append((gap, "UI thread:\n" + ui + "\nothers:\n" + _stacks(main_only=False)))
+        self._sample = []
+
+    def start(self) -> None:
+        self.gaps.clear()
+        self._last = time.perf_counter()
+        self.timer.start()
+
+    def stop(self) -> None:
+        self._tick()
+        self.timer.stop()
+
+    def max_ms(self, t0: float = -np.inf, t1: float = np.inf) -> float:
+        """Largest gap (ms) that ended in (t0, t1]: the work that blocked the UI thread ran then."""
+        gaps = [g for end, g in self.gaps if t0 < end <= t1]
+        return 1000 * max(gaps, default=0.0)
+
+
+def build_model(kind: str, precision: str):
+    """A random-weight model: ``tiny`` or the ViT-B/16 architecture."""
+    import open_clip
+    import torch
+
+    from napari_sclip import SclipModel
+
+    torch.manual_seed(0)
+    if kind == "tiny":
+        clip = open_clip.CLIP(
+            embed_dim=32,
+            vision_cfg=dict(image_size=32, patch_size=8, width=32, layers=2, head_width=16),
+            text_cfg=dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=1),
+        )
+    else:
+        clip = open_clip.create_model("ViT-B-16", pretrained=None)
+    return SclipModel.from_open_clip(clip, name=kind, precision=precision)
+
+
+def big_image(size: int) -> np.ndarray:
+    """The aerial sample scaled up to ``size`` x ``size`` (uint8 RGB)."""
+    from napari_sclip._sample_data import aerial_rgb
+
+    base = aerial_rgb()[0][0]
+    reps = -(-size // base.shape[0])
+    return np.ascontiguousarray(np.kron(base, np.ones((reps, reps, 1), np.uint8))[:size, :size])
+
+
+def wait(widget, app, timeout: float = 1800.0) -> float:
+    """Process events until the widget's job (and its layer writes) end; return the wall time."""
+    t0 = time.perf_counter()
+    while widget.busy and time.perf_counter() - t0 < timeout:
+        app.processEvents()
+        time.sleep(0.002)
+    return time.perf_counter() - t0
+
+
+def settle(app, seconds: float = 0.3) -> None:
+    """Let pending paints happen (they count as stalls too)."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        app.processEvents()
+        time.sleep(0.005)
+
+
+def measured(widget, app, meter: StallMeter, start) -> dict[str, float]:
+    """Run ``start()`` (a widget job), wait for it, and split its stalls by phase."""
+    meter.start()
+    start()
+    wall = wait(widget, app)
+    settle(app)
+    meter.stop()
+    t = widget.last_timings
+    return {
+        "wall_s": wall,
+        "stall_inference_ms": meter.max_ms(t["start"], t["write_start"]),
+        "stall_layers_ms": meter.max_ms(t["write_start"], t["end"]),
+        "stall_after_ms": meter.max_ms(t["end"]),
+        "layers_ms": 1000 * (t["end"] - t["write_start"]),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=["tiny", "vit-b-16"], default="vit-b-16")
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--size", type=int, default=2048)
+    parser.add_argument("--short-side", type=int, default=448)
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--explain-ms", type=float, default=None, help="print stacks of stalls above this")
+    args = parser.parse_args()
+
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from napari_sclip._widget import SclipWidget
+
+    model = build_model(args.model, args.precision)
+    viewer = napari.Viewer(show=True)
+    app = QApplication.instance()
+    image = viewer.add_image(big_image(args.size), name="aerial", rgb=True)
+    widget = SclipWidget(viewer, model=model)
+    viewer.window.add_dock_widget(widget)
+    widget.set_image(image)
+    widget.apply_preset("loveda")
+    widget.short_side.setValue(args.short_side)
+    widget.edit_policy.setCurrentIndex(widget.edit_policy.findData("keep"))
+    settle(app, 0.5)
+    meter = StallMeter(explain_ms=args.explain_ms)
+    out: dict[str, object] = {
+        "model": args.model,
+        "precision": str(model.dtype).replace("torch.", ""),
+        "image": f"{args.size}x{args.size} RGB",
+        "short_side": args.short_side,
+        "windows": widget.hint_label.text(),
+        "classes": len(widget.settings().vocabulary_key()[0]),
+    }
+
+    first = measured(widget, app, meter, widget.run)
+    out.update({f"run1_{k}": v for k, v in first.items()})
+    seg = widget.session.cache[()].seg
+    batches = model.image_batches_run
+
+    t = time.perf_counter()
+    seg.relabel(threshold=0.5)
+    out["relabel_engine_ms"] = 1000 * (time.perf_counter() - t)
+    widget.set_threshold(0.5)
+    relabel = measured(widget, app, meter, widget.refine)
+    out.update({f"relabel_{k}": v for k, v in relabel.items()})
+
+    t = time.perf_counter()
+    seg.rescore(widget.settings().classes + "\nswimming pool")  # one new phrase to embed
+    out["rescore_engine_ms"] = 1000 * (time.perf_counter() - t)
+    widget.set_vocabulary(widget.settings().classes + "\ngreenhouse")
+    rescore = measured(widget, app, meter, widget.run)
+    out.update({f"rescore_{k}": v for k, v in rescore.items()})
+    out["image_encoder_batches_during_refinement"] = model.image_batches_run - batches
+
+    widget.short_side.setValue(args.short_side + 32)  # new scale: a full run over existing layers
+    second = measured(widget, app, meter, widget.run)
+    out.update({f"run2_{k}": v for k, v in second.items()})
+    viewer.close()
+
+    width = max(len(k) for k in out)
+    for k, v in out.items():
+        print(f"{k:<{width}}  {v:.1f}" if isinstance(v, float) else f"{k:<{width}}  {v}")
+    for gap, stacks in meter.explained:
+        print(f"--- stall {1000 * gap:.0f} ms; other threads:\n{stacks}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
