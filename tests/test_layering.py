@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-CORE = ["attention", "cli", "decide", "encoder", "errors", "io", "model", "prepare", "segment",
+CORE = ["attention", "cli", "decide", "encoder", "errors", "geometry", "io", "model", "prepare", "segment",
         "templates", "tiling", "vocabulary"]  # fmt: skip
 
 
@@ -25,3 +25,8 @@ def test_core_imports_neither_napari_nor_qt():
 def test_package_import_is_light():
     mods = _modules_after("import napari_sclip")
     assert "torch" not in mods and "open_clip" not in mods
+
+
+def test_window_arithmetic_needs_no_torch():
+    mods = _modules_after("import napari_sclip.geometry")
+    assert "torch" not in mods

@@ -101,6 +101,12 @@ def test_suppressed_class_falls_to_next(tiny_model, rgb_image):
         seg.relabel(suppressed=[4])
 
 
+def test_rescore_does_not_carry_hidden_label_numbers(tiny_model, rgb_image):
+    seg = segment(rgb_image, VOCAB, model=tiny_model, short_side=None).relabel(suppressed=[1])
+    swapped = seg.rescore("bird; dog, puppy; cat, kitten")
+    assert swapped.suppressed == frozenset() and (swapped.labels == 1).any()
+
+
 def test_rescore_equals_a_fresh_run_without_the_encoder(tiny_model, rgb_image):
     first = segment(rgb_image, VOCAB, model=tiny_model, short_side=None, threshold=0.2)
     runs = tiny_model.image_batches_run
@@ -210,7 +216,10 @@ def test_generator_form_yields_then_returns(tiny_model, rgb_image):
         except StopIteration as stop:
             seg = stop.value
             break
-    assert progress[-1].stage == "image" and seg.labels.shape == rgb_image.shape[:2]
+    stages = [p.stage for p in progress]
+    assert stages.index("image") < stages.index("merge") and stages[-1] == "merge"
+    assert progress[-1].done == progress[-1].total and len({p.total for p in progress}) == 1
+    assert seg.labels.shape == rgb_image.shape[:2]
 
 
 def test_class_table_counts(tiny_model, rgb_image):

@@ -28,6 +28,7 @@ from qtpy.QtWidgets import (
 from . import _vocab_files
 from ._legend import Legend
 from ._session import RunSettings
+from .geometry import axis_starts, inference_size
 
 #: Last-block attention modes offered (kept equal to ``attention.MODES`` by a test).
 ATTENTION_MODES = ("sclip", "vanilla", "clearclip", "naclip")
@@ -40,16 +41,9 @@ DEFAULT_BACKGROUND = "background, black background"
 
 
 def window_count(height: int, width: int, short_side: int | None, window: int, stride: int) -> int:
-    """Sliding windows for an image (the engine's rule: ``prepare.inference_size`` and
-    ``tiling.axis_starts``; repeated here so that the hint does not import torch)."""
-    if short_side:
-        s = short_side / min(height, width)
-        height, width = max(1, int(height * s + 0.5)), max(1, int(width * s + 0.5))
-
-    def per_axis(n: int) -> int:
-        return max(n - window + stride - 1, 0) // stride + 1
-
-    return per_axis(height) * per_axis(width)
+    """How many sliding windows the engine will run for an image (torch-free, for the hint)."""
+    size = inference_size(height, width, short_side or None)
+    return len(axis_starts(size[0], window, stride)) * len(axis_starts(size[1], window, stride))
 
 
 def _combo(items, current=None) -> QComboBox:

@@ -9,6 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InputImageError
+from .geometry import inference_size
+
+__all__ = ["inference_size", "to_model_input", "to_unit_range"]
 
 
 def _as_rgb_shape(image: np.ndarray) -> np.ndarray:
@@ -64,16 +67,6 @@ def to_unit_range(
     if out.ndim == 2:
         out = np.repeat(out[..., None], 3, axis=-1)
     return out
-
-
-def inference_size(height: int, width: int, short_side: int | None) -> tuple[int, int]:
-    """Size after scaling the short side to ``short_side`` (rounded as mmcv does); None keeps it."""
-    if short_side is None:
-        return height, width
-    if short_side <= 0:
-        raise ValueError(f"short_side must be a positive number of pixels or None, not {short_side}.")
-    scale = short_side / min(height, width)
-    return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
 
 
 def to_model_input(

@@ -111,9 +111,12 @@ class Segmentation:
         """Generator form of :meth:`rescore`."""
         vocab = Vocabulary.parse(classes, background)
         scale = self.logit_scale if logit_scale is None else _check_scale(logit_scale)
-        text = yield from _text_steps(self.model, vocab, extra=0)
-        maps = _full_probabilities(self.features, text, vocab, self.boxes, self.inference_shape, self.image_shape, scale)
-        yield Progress(1, 1, "merge")
+        strips = -(-self.image_shape[0] // _strip_rows(len(vocab.queries), *self.image_shape))
+        n_new = len(vocab_mod.uncached(self.model, vocab.queries))
+        text = yield from _text_steps(self.model, vocab, extra=strips)
+        maps = yield from _probability_steps(
+            self.features, text, vocab, self.boxes, self.inference_shape, self.image_shape, scale, n_new, n_new + strips
+        )
         return _finish(self, vocab, scale, *maps)
 
     def rescore(
@@ -241,7 +244,12 @@ def _text_steps(model: SclipModel, vocab: Vocabulary, extra: int) -> Generator[P
         yield Progress(done, todo + extra, "text")
 
 
-def _full_probabilities(
+def _strip_rows(n_queries: int, height: int, width: int) -> int:
+    """Rows per strip so one strip of logits stays near 32 MB."""
+    return max(1, min(height, (1 << 23) // max(1, n_queries * width)))
+
+
+def _probability_steps(
     features: torch.Tensor,
     text: torch.Tensor,
     vocab: Vocabulary,
@@ -249,9 +257,12 @@ def _full_probabilities(
     inference: tuple[int, int],
     out_size: tuple[int, int],
     logit_scale: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    done: int,
+    total: int,
+) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """``(K+1, H, W)`` class probabilities at image size, with the per-pixel best channel and its
-    probability, built strip by strip from the merged canvas so ``(Q, H, W)`` logits never exist."""
+    probability, built strip by strip from the merged canvas so ``(Q, H, W)`` logits never exist.
+    Yields progress after each strip (counted from ``done`` towards ``total``)."""
     canvas = merge_logits(features, text, boxes, inference)
     labels = torch.from_numpy(vocab.query_labels)
     n = len(vocab.classes)
@@ -259,25 +270,27 @@ def _full_probabilities(
     probs = np.empty((n + 1, H, W), np.float32)
     best = np.empty((H, W), label_dtype(n))
     best_p = np.empty((H, W), np.float32)
-    rows = max(1, min(H, (1 << 23) // max(1, canvas.shape[0] * W)))
-    for r0 in range(0, H, rows):
+    rows = _strip_rows(canvas.shape[0], H, W)
+    for i, r0 in enumerate(range(0, H, rows)):
         r1 = min(r0 + rows, H)
         p = class_probabilities(resize_rows(canvas, out_size, r0, r1), logit_scale, labels, n)
         top_p, top = p.max(0)
         probs[:, r0:r1] = p.numpy()
         best[r0:r1] = top.numpy()
         best_p[r0:r1] = top_p.numpy()
+        yield Progress(done + i + 1, total, "merge")
     return probs, best, best_p
 
 
 def _finish(
     base: Segmentation, vocab: Vocabulary, scale: float, probs: np.ndarray, best: np.ndarray, best_p: np.ndarray
 ) -> Segmentation:
-    sup = frozenset(s for s in base.suppressed if s <= len(vocab.classes))
-    labels = decide_labels(probs, best, best_p, base.threshold, base.area_threshold, sup)
+    # label numbers belong to the old vocabulary: hidden classes do not carry over to a new one
+    labels = decide_labels(probs, best, best_p, base.threshold, base.area_threshold, ())
     return replace(
-        base, vocabulary=vocab, logit_scale=scale, probs=probs, best=best, best_p=best_p, labels=labels, suppressed=sup
-    )
+        base, vocabulary=vocab, logit_scale=scale, probs=probs, best=best, best_p=best_p, labels=labels,
+        suppressed=frozenset(),
+    )  # fmt: skip
 
 
 def segment_steps(
@@ -320,14 +333,18 @@ def segment_steps(
     pixels = to_model_input(unit, size, model.mean, model.std)
     boxes = window_grid(size[0], size[1], win, step)
     n_new = len(vocab_mod.uncached(model, vocab.queries))
-    text = yield from _text_steps(model, vocab, extra=len(boxes))
+    strips = -(-H // _strip_rows(len(vocab.queries), H, W))
+    total = n_new + len(boxes) + strips
+    text = yield from _text_steps(model, vocab, extra=len(boxes) + strips)
     batch = int(batch_size or model.default_batch)
     chunks = []
     for start, crops in crop_batches(pixels, boxes, batch):
         chunks.append(model.dense_features(crops, attention))
-        yield Progress(n_new + start + len(crops), n_new + len(boxes), "image")
+        yield Progress(n_new + start + len(crops), total, "image")
     features = torch.cat(chunks)
-    probs, best, best_p = _full_probabilities(features, text, vocab, boxes, size, (H, W), scale)
+    probs, best, best_p = yield from _probability_steps(
+        features, text, vocab, boxes, size, (H, W), scale, n_new + len(boxes), total
+    )
     labels = decide_labels(probs, best, best_p, thd, area, ())
     return Segmentation(
         model=model, vocabulary=vocab, image_shape=(H, W), features=features, boxes=boxes, pixels=pixels,

@@ -1,48 +1,19 @@
-"""Sliding windows and the paper-exact merge of per-window logits.
+"""Sliding windows over the image tensor and the paper-exact merge of per-window logits.
 
-Grid rule (method.md §3): per axis ``max(H - win + stride - 1, 0) // stride + 1`` windows starting
-at ``i * stride``, the last clamped to end at the border; an axis shorter than a window is taken
-whole. Each window's token logits are bilinearly upsampled to the window and averaged over overlaps.
+Each window's token logits are bilinearly upsampled to the window and averaged over overlaps
+(the grid itself is in :mod:`napari_sclip.geometry`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from .geometry import Box, axis_starts, window_grid
 
-@dataclass(frozen=True)
-class Box:
-    """One window, ``[y0, y1) x [x0, x1)`` in inference-size pixels."""
-
-    y0: int
-    y1: int
-    x0: int
-    x1: int
-
-
-def axis_starts(length: int, window: int, stride: int) -> list[tuple[int, int]]:
-    """``(start, end)`` of the windows along one axis."""
-    if window <= 0 or stride <= 0:
-        raise ValueError(f"window and stride must be positive, got {window} and {stride}.")
-    count = max(length - window + stride - 1, 0) // stride + 1
-    spans = []
-    for i in range(count):
-        end = min(i * stride + window, length)
-        spans.append((max(end - window, 0), end))
-    return spans
-
-
-def window_grid(height: int, width: int, window: int, stride: int) -> list[Box]:
-    """All windows over an image of ``height x width``, row by row."""
-    return [
-        Box(y0, y1, x0, x1)
-        for y0, y1 in axis_starts(height, window, stride)
-        for x0, x1 in axis_starts(width, window, stride)
-    ]
+__all__ = ["Box", "axis_starts", "crop_batches", "interpolation_matrix", "merge_logits", "resize_rows", "window_grid"]
 
 
 def crop_batches(pixels: torch.Tensor, boxes: Sequence[Box], batch: int):
