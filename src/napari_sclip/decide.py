@@ -26,11 +26,14 @@ def class_probabilities(
         if len(rows) == 1:  # most classes have one phrase: gathered below in one copy
             single_labels.append(label)
             single_rows.append(rows[0])
-        else:
-            torch.amax(p[rows], dim=0, out=out[label])
+        else:  # max over synonyms, in place (no stacked copies)
+            out[label] = p[rows[0]]
+            for r in rows[1:]:
+                torch.maximum(out[label], p[r], out=out[label])
     if single_labels:
         out[single_labels] = p[single_rows]
-    out[~present] = 0.0
+    for label in (~present).nonzero().flatten().tolist():
+        out[label].zero_()
     return out
 
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from .geometry import Box, axis_starts, window_grid
 
-__all__ = ["Box", "axis_starts", "crop_batches", "interpolation_matrix", "merge_logits", "resize_rows", "window_grid"]
+__all__ = ["Box", "axis_starts", "crop_batches", "linear_taps", "merge_logits", "resize_rows", "window_grid"]
 
 
 def crop_batches(pixels: torch.Tensor, boxes: Sequence[Box], batch: int):
@@ -53,29 +53,31 @@ def merge_logits(
     return canvas / count
 
 
-def interpolation_matrix(n_in: int, n_out: int, start: int = 0, stop: int | None = None) -> torch.Tensor:
-    """Rows ``[start, stop)`` of the ``(n_out, n_in)`` matrix of PyTorch's 1-D bilinear resize
-    (align_corners=False): two taps per output, so a resize is two small matrix products."""
+def linear_taps(n_in: int, n_out: int, start: int = 0, stop: int | None = None):
+    """Source rows ``(i0, i1)`` and weight ``lam`` of PyTorch's 1-D bilinear resize
+    (align_corners=False) for outputs ``[start, stop)``: ``out = lerp(x[i0], x[i1], lam)``."""
     stop = n_out if stop is None else stop
-    scale = n_in / n_out
     dst = torch.arange(start, stop, dtype=torch.float64)
-    src = ((dst + 0.5) * scale - 0.5).clamp(min=0)
+    src = ((dst + 0.5) * (n_in / n_out) - 0.5).clamp(min=0)
     i0 = src.floor().long().clamp(max=n_in - 1)
     i1 = (i0 + 1).clamp(max=n_in - 1)
-    lam = src - i0
-    m = torch.zeros(stop - start, n_in, dtype=torch.float64)
-    rows = torch.arange(stop - start)
-    m.index_put_((rows, i0), 1 - lam, accumulate=True)
-    m.index_put_((rows, i1), lam, accumulate=True)
-    return m.to(torch.float32)
+    return i0, i1, (src - i0).to(torch.float32)
 
 
 def resize_rows(canvas: torch.Tensor, out_size: tuple[int, int], row0: int, row1: int) -> torch.Tensor:
     """Rows ``[row0, row1)`` of ``F.interpolate(canvas, out_size, 'bilinear')``, computed alone.
 
-    Lets the full-resolution logits be produced strip by strip, so ``(Q, H, W)`` never exists.
+    Rows are two-tap blends of canvas rows (the canvas is small); columns go through PyTorch's own
+    kernel with the height unchanged, which maps them exactly as the full resize does. Lets the
+    full-resolution logits be produced strip by strip, so ``(Q, H, W)`` never exists.
     """
-    q, h, w = canvas.shape
+    _, h, w = canvas.shape
     big_h, big_w = out_size
-    rows = canvas[:, row0:row1] if h == big_h else interpolation_matrix(h, big_h, row0, row1) @ canvas
-    return rows if w == big_w else rows @ interpolation_matrix(w, big_w).T
+    if h == big_h:
+        rows = canvas[:, row0:row1]
+    else:
+        i0, i1, lam = linear_taps(h, big_h, row0, row1)
+        rows = torch.lerp(canvas[:, i0], canvas[:, i1], lam[None, :, None])
+    if w == big_w:
+        return rows
+    return F.interpolate(rows[None], size=(rows.shape[1], big_w), mode="bilinear", align_corners=False)[0]
