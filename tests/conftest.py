@@ -16,17 +16,28 @@ def _isolated_cache(tmp_path_factory):
     mp.undo()
 
 
+TINY_CONFIG = dict(
+    embed_dim=32,
+    vision_cfg=dict(image_size=32, patch_size=8, width=32, layers=2, head_width=16),
+    text_cfg=dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=1),
+)
+
+
 def make_tiny_clip(seed: int = 0, image_size: int = 32, patch_size: int = 8, width: int = 32, layers: int = 2):
     """A random-weights open_clip CLIP of a few hundred thousand parameters (milliseconds to build)."""
     import open_clip
     import torch
 
     torch.manual_seed(seed)
-    return open_clip.CLIP(
-        embed_dim=32,
-        vision_cfg=dict(image_size=image_size, patch_size=patch_size, width=width, layers=layers, head_width=16),
-        text_cfg=dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=1),
-    ).eval()
+    vision = dict(TINY_CONFIG["vision_cfg"], image_size=image_size, patch_size=patch_size, width=width, layers=layers)
+    return open_clip.CLIP(**dict(TINY_CONFIG, vision_cfg=vision)).eval()
+
+
+def write_tiny_checkpoint(path, seed: int = 0):
+    """Save the default tiny CLIP of ``seed`` as a self-describing safetensors checkpoint."""
+    from napari_sclip.model import save_checkpoint
+
+    return save_checkpoint(make_tiny_clip(seed=seed), path, TINY_CONFIG, name="tiny")
 
 
 @pytest.fixture

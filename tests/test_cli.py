@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import tifffile
-from safetensors.torch import save_file
 from skimage import io as skio
 
 from napari_sclip import load_model, segment
 from napari_sclip.cli import main
 from napari_sclip.io import read_class_table
-from napari_sclip.model import CHECKPOINT_FORMAT
 
-from .conftest import make_tiny_clip
+from .conftest import write_tiny_checkpoint
 
 
 @pytest.fixture
 def checkpoint(tmp_path):
-    clip = make_tiny_clip(seed=11)
-    cfg = dict(
-        embed_dim=32,
-        vision_cfg=dict(image_size=32, patch_size=8, width=32, layers=2, head_width=16),
-        text_cfg=dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=1),
-    )
-    path = tmp_path / "tiny.safetensors"
-    save_file({k: v.contiguous() for k, v in clip.state_dict().items()}, str(path),
-              metadata={"format": CHECKPOINT_FORMAT, "open_clip_config": json.dumps(cfg), "name": "tiny"})  # fmt: skip
-    return path
+    return write_tiny_checkpoint(tmp_path / "tiny.safetensors", seed=11)
 
 
 def _args(*extra, checkpoint, out):

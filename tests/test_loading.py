@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import pickle
 import time
 
@@ -14,7 +13,7 @@ from torch import nn
 
 from napari_sclip import load_model, segment
 from napari_sclip.errors import CheckpointError, UnsupportedModelError, WeightsUnavailableError
-from napari_sclip.model import CHECKPOINT_FORMAT, resolve_precision
+from napari_sclip.model import resolve_precision
 
 
 def _openai_like_clip(seed=0):
@@ -38,19 +37,9 @@ def _uses_quick_gelu(clip) -> bool:
 
 
 def test_safetensors_with_architecture_metadata(tmp_path):
-    from safetensors.torch import save_file
+    from .conftest import make_tiny_clip, write_tiny_checkpoint
 
-    from .conftest import make_tiny_clip
-
-    clip = make_tiny_clip(seed=7)
-    cfg = dict(
-        embed_dim=32,
-        vision_cfg=dict(image_size=32, patch_size=8, width=32, layers=2, head_width=16),
-        text_cfg=dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=1),
-    )
-    path = tmp_path / "tiny.safetensors"
-    save_file({k: v.contiguous() for k, v in clip.state_dict().items()}, str(path),
-              metadata={"format": CHECKPOINT_FORMAT, "open_clip_config": json.dumps(cfg), "name": "tiny"})  # fmt: skip
+    path = write_tiny_checkpoint(tmp_path / "tiny.safetensors", seed=7)
     model = load_model(None, path, device="cpu", precision="fp32")
     assert model.name == "tiny" and model.identity.startswith("file:")
     from napari_sclip import SclipModel

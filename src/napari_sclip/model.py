@@ -254,6 +254,20 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]
     return sd, {}, openai
 
 
+def save_checkpoint(
+    clip: nn.Module, path: str | os.PathLike, config: dict, *, name: str, description: str = "", half: bool = False
+) -> Path:
+    """Write an open_clip CLIP as a safetensors file that carries its architecture, so that
+    ``load_model(None, path)`` rebuilds it (``config`` holds ``open_clip.CLIP``'s arguments)."""
+    from safetensors.torch import save_file
+
+    tensors = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
+               for k, v in clip.state_dict().items()}  # fmt: skip
+    meta = {"format": CHECKPOINT_FORMAT, "open_clip_config": json.dumps(config), "name": name, "description": description}
+    save_file(tensors, str(path), metadata=meta)
+    return Path(path)
+
+
 def _check_clip_keys(sd: dict, path: Path) -> None:
     needed = ("visual.conv1.weight", "visual.positional_embedding", "token_embedding.weight")
     missing = [k for k in needed if k not in sd]
