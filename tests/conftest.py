@@ -37,7 +37,8 @@ def write_tiny_checkpoint(path, seed: int = 0):
     """Save the default tiny CLIP of ``seed`` as a self-describing safetensors checkpoint."""
     from napari_sclip.model import save_checkpoint
 
-    return save_checkpoint(make_tiny_clip(seed=seed), path, TINY_CONFIG, name="tiny")
+    save_checkpoint(make_tiny_clip(seed=seed), path, TINY_CONFIG, name="tiny")
+    return path
 
 
 @pytest.fixture

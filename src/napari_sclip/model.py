@@ -255,17 +255,27 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]
 
 
 def save_checkpoint(
-    clip: nn.Module, path: str | os.PathLike, config: dict, *, name: str, description: str = "", half: bool = False
-) -> Path:
+    clip: nn.Module,
+    path: str | os.PathLike,
+    config: dict,
+    *,
+    name: str,
+    description: str = "",
+    half: bool = False,
+    extra: dict[str, str] | None = None,
+) -> dict[str, torch.Tensor]:
     """Write an open_clip CLIP as a safetensors file that carries its architecture, so that
-    ``load_model(None, path)`` rebuilds it (``config`` holds ``open_clip.CLIP``'s arguments)."""
+    ``load_model(None, path)`` rebuilds it (``config`` holds ``open_clip.CLIP``'s arguments).
+    ``extra`` adds string metadata (seed, versions...). Returns the tensors written."""
     from safetensors.torch import save_file
 
     tensors = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
                for k, v in clip.state_dict().items()}  # fmt: skip
-    meta = {"format": CHECKPOINT_FORMAT, "open_clip_config": json.dumps(config), "name": name, "description": description}
+    meta = {**(extra or {}), "format": CHECKPOINT_FORMAT, "open_clip_config": json.dumps(config),
+            "name": name, "description": description}  # fmt: skip
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=meta)
-    return Path(path)
+    return tensors
 
 
 def _check_clip_keys(sd: dict, path: Path) -> None:
