@@ -68,7 +68,8 @@ class _Bar:
     """A one-line progress bar on stderr with time left, silent when not a terminal or quiet."""
 
     def __init__(self, label: str, quiet: bool) -> None:
-        self.label, self.quiet, self.start = label, quiet, time.monotonic()
+        self.label, self.start = label, time.monotonic()
+        self.quiet = quiet or not sys.stderr.isatty()
 
     def __call__(self, done: int, total: int) -> None:
         if self.quiet or total <= 0:
