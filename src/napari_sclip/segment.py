@@ -111,7 +111,7 @@ class Segmentation:
         """Generator form of :meth:`rescore`."""
         vocab = Vocabulary.parse(classes, background)
         scale = self.logit_scale if logit_scale is None else _check_scale(logit_scale)
-        strips = -(-self.image_shape[0] // _strip_rows(len(vocab.queries), *self.image_shape))
+        strips = _strip_count(len(vocab.queries), *self.image_shape)
         n_new = len(vocab_mod.uncached(self.model, vocab.queries))
         text = yield from _text_steps(self.model, vocab, extra=strips)
         maps = yield from _probability_steps(
@@ -249,6 +249,10 @@ def _strip_rows(n_queries: int, height: int, width: int) -> int:
     return max(1, min(height, (1 << 23) // max(1, n_queries * width)))
 
 
+def _strip_count(n_queries: int, height: int, width: int) -> int:
+    return -(-height // _strip_rows(n_queries, height, width))
+
+
 def _probability_steps(
     features: torch.Tensor,
     text: torch.Tensor,
@@ -333,7 +337,7 @@ def segment_steps(
     pixels = to_model_input(unit, size, model.mean, model.std)
     boxes = window_grid(size[0], size[1], win, step)
     n_new = len(vocab_mod.uncached(model, vocab.queries))
-    strips = -(-H // _strip_rows(len(vocab.queries), H, W))
+    strips = _strip_count(len(vocab.queries), H, W)
     total = n_new + len(boxes) + strips
     text = yield from _text_steps(model, vocab, extra=len(boxes) + strips)
     batch = int(batch_size or model.default_batch)
