@@ -41,7 +41,7 @@ import open_clip
 import torch
 import torch.nn.functional as F
 
-from napari_sclip.model import save_checkpoint
+from napari_sclip.checkpoints import save_checkpoint
 from napari_sclip.templates import imagenet_templates
 from napari_sclip.testing.scenes import (
     CONCEPTS,

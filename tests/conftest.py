@@ -35,7 +35,7 @@ def make_tiny_clip(seed: int = 0, image_size: int = 32, patch_size: int = 8, wid
 
 def write_tiny_checkpoint(path, seed: int = 0):
     """Save the default tiny CLIP of ``seed`` as a self-describing safetensors checkpoint."""
-    from napari_sclip.model import save_checkpoint
+    from napari_sclip.checkpoints import save_checkpoint
 
     save_checkpoint(make_tiny_clip(seed=seed), path, TINY_CONFIG, name="tiny")
     return path

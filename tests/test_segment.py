@@ -11,7 +11,6 @@ from napari_sclip import Vocabulary, segment, segment_steps
 from napari_sclip.errors import Cancelled, InputImageError, VocabularyError
 from napari_sclip.prepare import to_unit_range
 from napari_sclip.tiling import merge_logits
-from napari_sclip.vocabulary import embed
 
 VOCAB = "cat, kitten; dog, puppy; bird"
 BG = "sky, wall, floor"
@@ -36,7 +35,7 @@ def test_decision_matches_the_papers_rule(tiny_model, rgb_image, scale, thd, are
     seg = segment(rgb_image, VOCAB, background=BG, model=tiny_model, short_side=None,
                   logit_scale=scale, threshold=thd, area_threshold=area)  # fmt: skip
     vocab = Vocabulary.parse(VOCAB, BG)
-    text = embed(tiny_model, vocab.queries)
+    text = tiny_model.embed(vocab.queries)
     canvas = merge_logits(seg.features, text, seg.boxes, seg.inference_shape)
     logits = F.interpolate(canvas[None], size=rgb_image.shape[:2], mode="bilinear", align_corners=False)[0]
     labels, cls = _official_decision(logits, torch.from_numpy(vocab.query_labels), 4, scale, thd, area)
@@ -61,7 +60,7 @@ def test_synonyms_take_the_max(tiny_model, rgb_image):
     only = segment(rgb_image, ["kitten", "dog"], model=tiny_model, short_side=None)
     alone = segment(rgb_image, ["cat", "dog"], model=tiny_model, short_side=None)
     # each synonym is its own query in the softmax; the class takes the max of their probabilities
-    text = embed(tiny_model, ["cat", "kitten", "dog"])
+    text = tiny_model.embed(["cat", "kitten", "dog"])
     canvas = merge_logits(both.features, text, both.boxes, both.inference_shape)
     p = torch.softmax(40 * F.interpolate(canvas[None], size=rgb_image.shape[:2], mode="bilinear")[0], 0)
     np.testing.assert_allclose(both.probabilities[0], torch.maximum(p[0], p[1]).numpy(), atol=1e-5)

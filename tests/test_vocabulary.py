@@ -9,7 +9,6 @@ import torch
 from napari_sclip import PAPER_BACKGROUND, SclipModel, Vocabulary
 from napari_sclip.errors import VocabularyError
 from napari_sclip.templates import imagenet_templates
-from napari_sclip.vocabulary import embed
 
 from .conftest import make_tiny_clip
 
@@ -61,7 +60,7 @@ def test_templates_are_the_80_openai_ones():
 
 def test_embedding_rule_and_fast_text_path(tiny_model):
     """normalise-mean-normalise over the 80 templates; the cut context equals open_clip's full pass."""
-    emb = embed(tiny_model, ["red car"])
+    emb = tiny_model.embed(["red car"])
     prompts = [t.format("red car") for t in imagenet_templates()]
     tokens = tiny_model.tokenizer(prompts)
     with torch.no_grad():
@@ -82,19 +81,19 @@ def test_phrase_is_never_encoded_twice(tmp_path):
         return original(prompts, batch)
 
     model.encode_prompts = spy
-    first = embed(model, ["cat", "dog"])
+    first = model.embed(["cat", "dog"])
     assert len(seen) == 160
-    second = embed(model, ["dog", "bird", "cat"])
+    second = model.embed(["dog", "bird", "cat"])
     assert len(seen) == 240  # only "bird" was new
     torch.testing.assert_close(second[0], first[1])
     # a fresh model object with the same weights reads the disk cache
     other = SclipModel.from_open_clip(make_tiny_clip(seed=5), cache_dir=tmp_path)
     other.encode_prompts = None  # any encoding attempt would fail
-    np.testing.assert_array_equal(embed(other, ["cat", "bird"]).numpy(), torch.stack([first[0], second[1]]).numpy())
+    np.testing.assert_array_equal(other.embed(["cat", "bird"]).numpy(), torch.stack([first[0], second[1]]).numpy())
 
 
 def test_different_weights_do_not_share_cache(tmp_path):
     a = SclipModel.from_open_clip(make_tiny_clip(seed=1), cache_dir=tmp_path)
     b = SclipModel.from_open_clip(make_tiny_clip(seed=2), cache_dir=tmp_path)
     assert a.identity != b.identity
-    assert not torch.allclose(embed(a, ["cat"]), embed(b, ["cat"]))
+    assert not torch.allclose(a.embed(["cat"]), b.embed(["cat"]))

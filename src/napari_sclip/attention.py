@@ -2,17 +2,21 @@
 
 Each mode is data (a :class:`LastBlock` record) plus one function computing the attention
 weights from q, k, v; the encoder applies it. New modes slot in by adding an entry to ``MODES``.
+The functions use tensor methods only, so the table can be read (form choices, option checks)
+without importing torch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 # weights(q, k, v, scale, grid) -> (B*heads, L, L); q, k, v are (B*heads, L, head_dim), CLS first.
-WeightsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float, tuple[int, int]], torch.Tensor]
+WeightsFn = Callable[["torch.Tensor", "torch.Tensor", "torch.Tensor", float, tuple[int, int]], "torch.Tensor"]
 
 
 @dataclass(frozen=True)
@@ -27,11 +31,11 @@ class LastBlock:
 
 
 def _self_softmax(t: torch.Tensor, scale: float) -> torch.Tensor:
-    return torch.softmax(torch.bmm(t, t.transpose(1, 2)) * scale, dim=-1)
+    return (t.bmm(t.transpose(1, 2)) * scale).softmax(dim=-1)
 
 
 def _vanilla(q, k, v, scale, grid):
-    return torch.softmax(torch.bmm(q * scale, k.transpose(1, 2)), dim=-1)
+    return (q * scale).bmm(k.transpose(1, 2)).softmax(dim=-1)
 
 
 def _csa(q, k, v, scale, grid):
@@ -46,18 +50,17 @@ def _qq(q, k, v, scale, grid):
 def _gaussian_bias(grid: tuple[int, int], sigma: float, like: torch.Tensor) -> torch.Tensor:
     """NACLIP's neighbourhood prior over patch positions; zero on the CLS row and column."""
     gh, gw = grid
-    ys, xs = torch.meshgrid(torch.arange(gh), torch.arange(gw), indexing="ij")
-    pos = torch.stack([ys.flatten(), xs.flatten()], dim=1).to(torch.float64)
-    d2 = torch.cdist(pos, pos) ** 2
-    g = torch.exp(-d2 / (2 * sigma**2))
-    bias = torch.zeros(gh * gw + 1, gh * gw + 1, dtype=torch.float64)
-    bias[1:, 1:] = g
-    return bias.to(device=like.device, dtype=like.dtype)
+    index = like.new_empty(0).double().new_ones(gh * gw).cumsum(0) - 1  # 0..n-1 in float64
+    ys, xs = (index // gw)[:, None], (index % gw)[:, None]
+    d2 = (ys - ys.T) ** 2 + (xs - xs.T) ** 2
+    bias = index.new_zeros(gh * gw + 1, gh * gw + 1)
+    bias[1:, 1:] = (-d2 / (2 * sigma**2)).exp()
+    return bias.to(dtype=like.dtype)
 
 
 def _naclip(q, k, v, scale, grid):
-    logits = torch.bmm(k, k.transpose(1, 2)) * scale
-    return torch.softmax(logits + _gaussian_bias(grid, 5.0, logits), dim=-1)
+    logits = k.bmm(k.transpose(1, 2)) * scale
+    return (logits + _gaussian_bias(grid, 5.0, logits)).softmax(dim=-1)
 
 
 MODES: dict[str, LastBlock] = {
@@ -78,6 +81,8 @@ def get_mode(name: str) -> LastBlock:
     try:
         return MODES[name]
     except KeyError:
-        raise ValueError(
+        from .errors import OptionsError
+
+        raise OptionsError(
             f"Unknown attention mode {name!r}; choose one of: {', '.join(MODES)}."
         ) from None

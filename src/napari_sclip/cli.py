@@ -1,29 +1,59 @@
 """Command line: ``napari-sclip segment IMAGE... --classes "..." -o OUTDIR``.
 
-Exit codes: 0 done; 2 bad arguments or vocabulary; 3 model or weights unavailable; 4 some image
-could not be read or segmented (the others are still written); 130 interrupted.
+The run and model arguments are generated from :mod:`napari_sclip.options`; every argument,
+the vocabulary, the inputs and the output folder are checked before the model loads.
+Exit codes: 0 done; 2 bad arguments, vocabulary, inputs or outputs (nothing was done); 3 model or
+weights unavailable; 4 some image could not be read or segmented (the others are still written);
+130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
+from dataclasses import dataclass, fields
 from pathlib import Path
 
+from .options import ModelChoice, RunOptions, parse_value, spec_of
+
 EXIT_OK, EXIT_USAGE, EXIT_MODEL, EXIT_IMAGE, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
+OUTPUTS_HELP = (
+    "Writes per image, into the output folder: <name>_labels.tif, <name>_classes.csv, <name>_overlay.png "
+    "(and <name>_probabilities.tif with --save-probabilities); 2D, RGB and stacks (each plane segmented) "
+    "of PNG, JPEG or TIFF. Two inputs with the same name are refused (use separate output folders). "
+    "Existing results are never replaced silently: the call stops before any work unless --overwrite "
+    "(replace them; companions of the old result are removed) or --skip-existing (keep them, segment "
+    "the rest). Files appear under their final name only when complete."
+)
 
 
-def _short_side(text: str) -> int | None:
-    if text.lower() in ("none", "native", "0"):
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of pixels or 'none', got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be positive (or 'none' to keep the image size)")
-    return value
+def _add_fields(group, cls: type, skip: tuple[str, ...] = ()) -> None:
+    """One argument per field of an options class, from its Spec; values stay strings here."""
+    for f in fields(cls):
+        spec = spec_of(cls, f.name)
+        if f.name in skip or not spec.cli:
+            continue
+        flag = spec.flag or "--" + f.name.replace("_", "-")
+        extra = {"nargs": 2, "metavar": ("LOW", "HIGH")} if spec.kind == "pair" else {}
+        if spec.choices is not None:
+            extra["metavar"] = "{" + ",".join(spec.choices()) + "}"
+        shown = f.default if f.default is not None else spec.none_word
+        default = f" [default: {shown}]" if shown is not None and spec.kind != "pair" and "[default" not in spec.help else ""
+        group.add_argument(flag, dest=f.name, default=None, help=spec.help + default, **extra)
+
+
+def _build(cls: type, args: argparse.Namespace):
+    """An options object from the given arguments (defaults for the others); may raise OptionsError."""
+    values = {}
+    for f in fields(cls):
+        text = getattr(args, f.name, None)
+        if text is None:
+            continue
+        if spec_of(cls, f.name).kind == "pair":
+            values[f.name] = tuple(float(parse_value(cls, f.name, t)) for t in text)
+        else:
+            values[f.name] = parse_value(cls, f.name, text)
+    return cls(**values)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,80 +61,101 @@ def build_parser() -> argparse.ArgumentParser:
         prog="napari-sclip", description="Open-vocabulary semantic segmentation with SCLIP (training-free CLIP)."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    seg = sub.add_parser(
-        "segment",
-        help="segment images into the classes you name",
-        description="Writes per image: <name>_labels.tif, <name>_classes.csv, <name>_overlay.png "
-        "(and <name>_probabilities.tif with --save-probabilities). 2D, RGB and stacks "
-        "(each plane segmented) of PNG, JPEG or TIFF.",
-    )
+    seg = sub.add_parser("segment", help="segment images into the classes you name", description=OUTPUTS_HELP)
     seg.add_argument("images", nargs="+", type=Path, help="PNG, JPEG or TIFF files")
     vocab = seg.add_mutually_exclusive_group(required=True)
-    vocab.add_argument("--classes", help="'nucleus; cytoplasm, cell body; debris' (';' between classes, ',' between synonyms)")
-    vocab.add_argument("--classes-file", type=Path, help="text file, one class per line, synonyms separated by commas")
-    seg.add_argument("--background", default=None, help="words that mean background (label 0), comma-separated")
-    seg.add_argument("--paper-background", action="store_true", help="use the paper's 26 background words")
-    seg.add_argument("--model", default=None, help="open_clip model name or hf-hub:id (default ViT-B-16; with --checkpoint, read from the file when omitted)")
-    seg.add_argument("--pretrained", default="openai", help="pretrained tag (default openai)")
-    seg.add_argument("--checkpoint", type=Path, help="local weights file (.safetensors/.pt/.bin/OpenAI .pt); replaces --pretrained")
-    seg.add_argument("--short-side", type=_short_side, default=336, help="resize so the short side is this (default 336; 'none' keeps the size)")
-    seg.add_argument("--window", type=int, default=None, help="window size in pixels (default: the model's input size)")
-    seg.add_argument("--stride", type=int, default=None, help="window stride (default: half the window)")
-    seg.add_argument("--attention", default="sclip", help="last-block attention: sclip (default), vanilla, clearclip, naclip")
-    seg.add_argument("--logit-scale", type=float, default=40.0, help="softmax temperature (paper: 40; VOC 65)")
-    seg.add_argument("--threshold", type=float, default=0.0, help="pixels whose best probability is below this get label 0")
-    seg.add_argument("--area-threshold", type=float, default=None, help="drop classes covering at most this fraction of the foreground")
-    seg.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-    seg.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    seg.add_argument("--cache-dir", type=Path, default=None, help="where weights and text embeddings are cached")
-    seg.add_argument("--save-probabilities", action="store_true", help="also write the (K, H, W) float32 probabilities")
-    seg.add_argument("--no-overlay", action="store_true", help="do not write the overlay PNG")
-    seg.add_argument("-o", "--output", type=Path, required=True, help="output folder (created if missing)")
+    vocab.add_argument("--classes", help="'nucleus; cytoplasm, cell body; debris' (';' or new lines between "
+                       "classes, ',' between synonyms; a '# background: ...' line adds background words)")  # fmt: skip
+    vocab.add_argument("--classes-file", type=Path, help="vocabulary file: one class per line, synonyms after "
+                       "commas, '# background: words' (as the widget saves them)")  # fmt: skip
+    seg.add_argument("--background", default=None, help="words that mean background (label 0), separated by ',' or ';'")
+    seg.add_argument("--paper-background", action="store_true", help="add the paper's 26 background words")
+    _add_fields(seg.add_argument_group("model"), ModelChoice)
+    _add_fields(seg.add_argument_group("run options"), RunOptions)
+    out = seg.add_argument_group("outputs")
+    out.add_argument("-o", "--output", type=Path, required=True, help="output folder (created if missing)")
+    out.add_argument("--save-probabilities", action="store_true", help="also write the (K, H, W) float32 probabilities")
+    out.add_argument("--no-overlay", action="store_true", help="do not write the overlay PNG")
+    again = out.add_mutually_exclusive_group()
+    again.add_argument("--overwrite", action="store_true", help="replace existing results of the same images")
+    again.add_argument("--skip-existing", action="store_true", help="keep existing results, segment only the rest")
     seg.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
 
 
-class _Bar:
-    """A one-line progress bar on stderr with time left, silent when not a terminal or quiet."""
+@dataclass(frozen=True)
+class Job:
+    """A checked ``segment`` call: what to run on which files, and where each result goes."""
 
-    def __init__(self, label: str, quiet: bool) -> None:
-        self.label, self.start = label, time.monotonic()
-        self.quiet = quiet or not sys.stderr.isatty()
+    vocabulary: object
+    model: ModelChoice
+    options: RunOptions
+    work: list[tuple[Path, Path]]  # (input image, labels file)
+    skipped: list[Path]
 
-    def __call__(self, done: int, total: int) -> None:
-        if self.quiet or total <= 0:
-            return
-        frac = done / total
-        elapsed = time.monotonic() - self.start
-        left = elapsed / frac - elapsed if frac > 0 else 0.0
-        bar = "#" * int(frac * 30)
-        end = "\n" if done >= total else ""
-        sys.stderr.write(f"\r{self.label} [{bar:<30}] {done}/{total}  {left:5.1f}s left{end}")
-        sys.stderr.flush()
+
+def plan(args: argparse.Namespace) -> Job:
+    """Check everything that can be checked without the model; raise ValueError / OSError with a
+    message for the user (exit 2)."""
+    from .vocabulary import PAPER_BACKGROUND, Vocabulary
+
+    background = list(PAPER_BACKGROUND) if args.paper_background else []
+    if args.background:
+        background.append(args.background)
+    if args.classes is not None:
+        vocab = Vocabulary.parse(args.classes, ";".join(background) or None)
+    else:
+        vocab = Vocabulary.from_file(args.classes_file, ";".join(background) or None)
+    model, options = _build(ModelChoice, args), _build(RunOptions, args)
+    missing = [str(p) for p in args.images if not p.is_file()]
+    if missing:
+        raise ValueError(f"no such file: {', '.join(missing)}")
+    by_name: dict[str, Path] = {}
+    for p in args.images:
+        if p.stem in by_name and by_name[p.stem].resolve() != p.resolve():
+            raise ValueError(f"{by_name[p.stem]} and {p} would both write {p.stem}_labels.tif; "
+                             "segment them into separate output folders (-o).")  # fmt: skip
+        by_name[p.stem] = p
+    _check_output_folder(args.output)
+    work = [(p, args.output / f"{stem}_labels.tif") for stem, p in by_name.items()]
+    existing = [w for w in work if w[1].exists()]
+    if existing and not (args.overwrite or args.skip_existing):
+        names = ", ".join(w[1].name for w in existing[:3]) + (" ..." if len(existing) > 3 else "")
+        raise ValueError(f"{args.output} already holds results ({names}); add --overwrite to replace them "
+                         "or --skip-existing to keep them and segment the rest.")  # fmt: skip
+    skipped = [w[0] for w in existing] if args.skip_existing else []
+    return Job(vocab, model, options, [w for w in work if w[0] not in skipped], skipped)
+
+
+def _check_output_folder(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"the output {folder} is a file, not a folder; give a folder with -o.")
+    folder.mkdir(parents=True, exist_ok=True)
+    from .atomic import write_bytes
+
+    probe = folder / ".napari-sclip-write-test"
+    write_bytes(probe, b"")
+    probe.unlink()
 
 
 def _planes(image):
     """Yield (index or None, 2D/RGB plane) for a single image or each plane of a stack."""
-    if image.ndim == 2 or (image.ndim == 3 and image.shape[-1] in (3, 4)):
-        yield None, image
-        return
-    if image.ndim == 3:
-        for z in range(image.shape[0]):
-            yield z, image[z]
-        return
-    if image.ndim == 4 and image.shape[-1] in (3, 4):
-        for z in range(image.shape[0]):
-            yield z, image[z]
-        return
     from .errors import InputImageError
 
-    raise InputImageError(
-        f"Shape {image.shape} is not 2D, RGB or a stack of those; split it into planes first."
-    )
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[-1] in (3, 4)):
+        yield None, image
+    elif image.ndim == 3 or (image.ndim == 4 and image.shape[-1] in (3, 4)):
+        for z in range(image.shape[0]):
+            yield z, image[z]
+    else:
+        raise InputImageError(f"Shape {image.shape} is not 2D, RGB or a stack of those; split it into planes first.")
 
 
-def _segment_file(path: Path, args, vocab, model) -> list[Path]:
+def segment_file(path: Path, labels_path: Path, job: Job, model, *, probabilities: bool, overlay: bool,
+                 quiet: bool) -> list[Path]:  # fmt: skip
+    """Segment every plane of one image file and write its result."""
     import numpy as np
+    from tqdm import tqdm
 
     from . import io
     from .prepare import to_unit_range
@@ -112,89 +163,54 @@ def _segment_file(path: Path, args, vocab, model) -> list[Path]:
 
     image = io.read_image(path)
     planes = list(_planes(image))
-    labels, probs, tables, overlays = [], [], [], []
+    labels, probs, tally = [], [], None
     for z, plane in planes:
         name = path.name if z is None else f"{path.name}[{z}]"
-        seg = segment(
-            plane, vocab, model=model, attention=args.attention, short_side=args.short_side,
-            window=args.window, stride=args.stride, logit_scale=args.logit_scale,
-            threshold=args.threshold, area_threshold=args.area_threshold,
-            progress=_Bar(name, args.quiet),
-        )  # fmt: skip
+        with tqdm(desc=name, total=1, unit="step", leave=False, disable=quiet or None, file=sys.stderr) as bar:
+            def report(done: int, total: int, bar=bar) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            seg = segment(plane, job.vocabulary, model=model, options=job.options, progress=report)
         labels.append(seg.labels)
-        tables.append(seg.class_table())
-        if args.save_probabilities:
+        tally = seg.tally() if tally is None else tally + seg.tally()
+        if probabilities:
             probs.append(seg.probabilities)
-        if not args.no_overlay:
-            overlays.append(io.overlay(to_unit_range(plane), seg.labels))
-    stem = args.output / path.stem
-    stack = len(planes) > 1 or planes[0][0] is not None
-    written = [io.write_labels(np.stack(labels) if stack else labels[0], f"{stem}_labels.tif")]
-    written.append(io.write_class_table(_sum_tables(tables), f"{stem}_classes.csv"))
-    if probs:
-        data = np.stack(probs, axis=1) if stack else probs[0]  # (K, Z, H, W) for stacks
-        written.append(io.write_probabilities(data, vocab.names, f"{stem}_probabilities.tif"))
-    if overlays:
-        from skimage import io as skio
-
-        mid = overlays[len(overlays) // 2]
-        skio.imsave(f"{stem}_overlay.png", mid, check_contrast=False)
-        written.append(Path(f"{stem}_overlay.png"))
-    return written
+    stack = planes[0][0] is not None
+    mid = planes[len(planes) // 2][1]
+    return io.write_result(
+        labels_path, np.stack(labels) if stack else labels[0],
+        tally.table(seg.class_names, seg.vocabulary.classes, seg.vocabulary.background),
+        class_names=seg.class_names,
+        probabilities=(np.stack(probs, axis=1) if stack else probs[0]) if probs else None,  # (K, Z, H, W)
+        overlay=to_unit_range(mid, job.options.contrast_limits) if overlay else None,
+    )  # fmt: skip
 
 
-def _sum_tables(tables: list[list[dict]]) -> list[dict]:
-    """Class table over all planes of a stack (pixel counts summed, mean probability weighted)."""
-    if len(tables) == 1:
-        return tables[0]
-    out = [dict(r) for r in tables[0]]
-    total = sum(sum(r["pixels"] for r in t) for t in tables)
-    for i, row in enumerate(out):
-        px = sum(t[i]["pixels"] for t in tables)
-        weighted = sum(t[i]["pixels"] * t[i]["mean_probability"] for t in tables if t[i]["pixels"])
-        row["pixels"], row["fraction"] = px, px / max(total, 1)
-        row["mean_probability"] = weighted / px if px else float("nan")
-    return out
-
-
-def _load(args):
-    from .model import load_model
-
-    options = dict(device=args.device, precision=args.precision, cache_dir=args.cache_dir)
-    if args.checkpoint is not None:
-        return load_model(args.model, args.checkpoint, **options)
-    return load_model(args.model or "ViT-B-16", args.pretrained, **options)
-
-
-def run_segment(args) -> int:
-    from .errors import CheckpointError, InputImageError, SclipError, VocabularyError
-    from .vocabulary import PAPER_BACKGROUND, Vocabulary
+def run_segment(args: argparse.Namespace) -> int:
+    from .errors import CheckpointError, InputImageError, NumericalError, SclipError
 
     try:
-        text = args.classes if args.classes is not None else args.classes_file.read_text(encoding="utf-8")
-        background = list(PAPER_BACKGROUND) if args.paper_background else None
-        if args.background:
-            background = (background or []) + [w.strip() for w in args.background.split(",") if w.strip()]
-        vocab = Vocabulary.parse(text, background)
-    except (VocabularyError, OSError) as exc:
+        job = plan(args)
+    except (ValueError, OSError) as exc:
         print(f"napari-sclip: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    missing = [p for p in args.images if not p.is_file()]
-    if missing:
-        print(f"napari-sclip: no such file: {', '.join(map(str, missing))}", file=sys.stderr)
-        return EXIT_USAGE
+    for path in job.skipped:
+        print(f"napari-sclip: {path}: kept the existing result (--skip-existing)", file=sys.stderr)
+    if not job.work:
+        return EXIT_OK
     try:
-        model = _load(args)
+        model = job.model.load()
     except (SclipError, ValueError) as exc:
         kind = "checkpoint" if isinstance(exc, CheckpointError) else "model"
         print(f"napari-sclip: cannot load the {kind}: {exc}", file=sys.stderr)
         return EXIT_MODEL
-    args.output.mkdir(parents=True, exist_ok=True)
     status = EXIT_OK
-    for path in args.images:
+    for path, labels_path in job.work:
         try:
-            written = _segment_file(path, args, vocab, model)
-        except (InputImageError, ValueError) as exc:
+            written = segment_file(path, labels_path, job, model, probabilities=args.save_probabilities,
+                                   overlay=not args.no_overlay, quiet=args.quiet)  # fmt: skip
+        except (InputImageError, NumericalError, ValueError, OSError) as exc:
             print(f"napari-sclip: skipped {path}: {exc}", file=sys.stderr)
             status = EXIT_IMAGE
             continue

@@ -39,13 +39,14 @@ def _native_grid(visual: nn.Module) -> tuple[int, int]:
     return tuple(int(g) for g in visual.grid_size)
 
 
-def position_table(visual: nn.Module, grid: tuple[int, int]) -> torch.Tensor:
+def position_table(visual: nn.Module, grid: tuple[int, int], cache: dict | None = None) -> torch.Tensor:
     """Position embeddings for a ``grid`` of patches: the table as is at the native grid, else its
-    patch part bicubically resampled (CLS position kept), with the official code's scale factors."""
+    patch part bicubically resampled (CLS position kept), with the official code's scale factors.
+    ``cache`` (owned by the caller, e.g. the model wrapper) keeps the last resampled table."""
     table = visual.positional_embedding
     if tuple(grid) == _native_grid(visual):
         return table
-    cache = visual.__dict__.setdefault("_sclip_pos_cache", {})
+    cache = {} if cache is None else cache
     key = (tuple(grid), table.dtype, table.device, table.data_ptr())
     if key not in cache:
         n = int(round((table.shape[0] - 1) ** 0.5))
@@ -73,12 +74,12 @@ def _run_blocks(transformer: nn.Module, x: torch.Tensor, blocks) -> torch.Tensor
     return x if batch_first else x.transpose(0, 1)
 
 
-def _embed(visual: nn.Module, pixels: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+def _embed(visual: nn.Module, pixels: torch.Tensor, cache: dict | None) -> tuple[torch.Tensor, tuple[int, int]]:
     tokens = visual.conv1(pixels)  # (B, width, gh, gw); a remainder smaller than a patch is dropped
     grid = tuple(tokens.shape[-2:])
     tokens = tokens.flatten(2).transpose(1, 2)
     cls = visual.class_embedding.to(tokens.dtype).expand(tokens.shape[0], 1, -1)
-    tokens = torch.cat([cls, tokens], dim=1) + position_table(visual, grid).to(tokens.dtype)
+    tokens = torch.cat([cls, tokens], dim=1) + position_table(visual, grid, cache).to(tokens.dtype)
     return visual.ln_pre(tokens), grid
 
 
@@ -111,13 +112,13 @@ def last_block(block: nn.Module, x: torch.Tensor, mode: LastBlock, grid: tuple[i
 
 
 @torch.inference_mode()
-def dense_features(visual: nn.Module, pixels: torch.Tensor, mode: LastBlock) -> torch.Tensor:
+def dense_features(visual: nn.Module, pixels: torch.Tensor, mode: LastBlock, cache: dict | None = None) -> torch.Tensor:
     """Per-patch embeddings ``(B, gh, gw, D)`` (float32, L2-normalised) of a batch of windows.
 
     ``pixels`` is ``(B, 3, h, w)``, CLIP-normalised. CLS takes part in the last block and is
     dropped only after ``ln_post @ proj``, as in the paper's code.
     """
-    x, grid = _embed(visual, pixels)
+    x, grid = _embed(visual, pixels, cache)
     blocks = visual.transformer.resblocks
     x = _run_blocks(visual.transformer, x, blocks[:-1])
     x = last_block(blocks[-1], x, mode, grid)
@@ -127,9 +128,9 @@ def dense_features(visual: nn.Module, pixels: torch.Tensor, mode: LastBlock) -> 
 
 
 @torch.inference_mode()
-def last_block_attention(visual: nn.Module, pixels: torch.Tensor, mode: LastBlock) -> torch.Tensor:
+def last_block_attention(visual: nn.Module, pixels: torch.Tensor, mode: LastBlock, cache: dict | None = None) -> torch.Tensor:
     """Head-averaged last-block attention among patches, ``(B, gh*gw, gh*gw)`` float32 (CLS dropped)."""
-    x, grid = _embed(visual, pixels)
+    x, grid = _embed(visual, pixels, cache)
     blocks = visual.transformer.resblocks
     x = _run_blocks(visual.transformer, x, blocks[:-1])
     weights, _, (b, length, _, heads, _) = _attention_weights(blocks[-1], blocks[-1].ln_1(x), mode, grid)

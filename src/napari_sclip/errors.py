@@ -23,9 +23,17 @@ class VocabularyError(SclipError, ValueError):
     """The vocabulary is empty, has an empty class or repeats a phrase."""
 
 
+class OptionsError(SclipError, ValueError):
+    """A run or model option is out of range or of the wrong kind (found before any work starts)."""
+
+
 class InputImageError(SclipError, ValueError):
     """The image cannot be segmented as given (wrong shape, no pixels...)."""
 
 
 class Cancelled(SclipError):
     """The run was cancelled by the caller's ``cancel()`` callback between two window batches."""
+
+
+class NumericalError(SclipError):
+    """The computation produced non-finite numbers; the result is refused rather than returned."""

@@ -1,24 +1,31 @@
-"""Vocabularies (classes, synonyms, background words) and their cached text embeddings.
+"""Vocabularies: classes with synonyms, background words, and their one text format.
 
-Each phrase is embedded as in CLIP zero-shot: the 80 templates filled in, each embedding
-L2-normalised, averaged, normalised again. Embeddings are cached per model in memory and on disk,
-so a phrase is never encoded twice.
+The format (typed in the widget, given to ``--classes`` / ``--classes-file``, saved as presets)::
+
+    # a comment
+    nuclei, nucleus            <- one class per line, synonyms after commas (the first is the name)
+    cytoplasm; debris          <- or several classes on one line, separated by ';'
+    # background: background, black background
+
+Every synonym and every background word is its own text query; a class scores the max over its
+synonyms, and background words compete in the softmax and become label 0. This module is the only
+place that reads or writes the format.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
+import unicodedata
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from . import atomic
 from .errors import VocabularyError
-from .templates import imagenet_templates
 
 #: The 26 "stuff" words the paper's VOC / COCO-Object setting uses as one background class.
 PAPER_BACKGROUND: tuple[str, ...] = (
@@ -27,97 +34,158 @@ PAPER_BACKGROUND: tuple[str, ...] = (
     "curtain", "stair", "floor", "hill", "rail", "fence",
 )  # fmt: skip
 
+BACKGROUND_TAG = "# background:"
+
+#: Preset file stem -> title shown in the widget.
+PRESET_TITLES: dict[str, str] = {
+    "fluorescence": "Fluorescence: nuclei / cytoplasm / background",
+    "histology": "Brightfield histology / IHC",
+    "loveda": "Aerial: LoveDA land cover",
+    "openearthmap": "Aerial: OpenEarthMap land cover",
+}
+
 ClassSpec = str | Sequence[str]
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 
 
-def _norm(phrase: str) -> str:
-    return " ".join(phrase.split()).lower()
+def _clean(phrase: str) -> str:
+    """Whitespace collapsed, invisible characters (zero-width spaces, BOM, soft hyphen) removed."""
+    text = unicodedata.normalize("NFC", phrase).translate(_INVISIBLE)
+    return " ".join("".join(c if unicodedata.category(c)[0] != "C" else " " for c in text).split())
 
 
-def _split_synonyms(text: str, where: str) -> tuple[str, ...]:
-    parts = [p.strip() for p in text.split(",")]
-    if parts and parts[-1] == "" and len(parts) > 1:
+def _key(phrase: str) -> str:
+    return _clean(phrase).casefold()
+
+
+def _synonyms(text: str, where: str) -> tuple[str, ...]:
+    parts = [_clean(p) for p in text.split(",")]
+    if len(parts) > 1 and parts[-1] == "":
         parts = parts[:-1]  # a trailing comma is harmless
-    if any(p == "" for p in parts):
+    if not any(parts):
+        raise VocabularyError(f"{where} is empty (two ';' in a row, or only invisible characters?); "
+                              "give it a name or remove it.")  # fmt: skip
+    if "" in parts:
         raise VocabularyError(f"{where} has an empty synonym ({text.strip()!r}); remove the extra comma.")
-    return tuple(" ".join(p.split()) for p in parts)
+    return tuple(parts)
 
 
-def _parse_text(text: str) -> list[tuple[str, ...]]:
-    classes: list[tuple[str, ...]] = []
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    for line in lines:
-        pieces = line.split(";")
-        if len(pieces) > 1 and pieces[-1].strip() == "":
-            pieces = pieces[:-1]  # trailing ';'
-        for piece in pieces:
-            where = f"Class {len(classes) + 1}"
-            if not piece.strip():
-                raise VocabularyError(f"{where} is empty (two ';' in a row?); give it a name or remove it.")
-            classes.append(_split_synonyms(piece, where))
-    return classes
-
-
-def _parse_words(words: str | Sequence[str] | None) -> tuple[str, ...]:
+def _words(words: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Background words from text (split on ',', ';' and new lines) or a list."""
     if words is None:
         return ()
     if isinstance(words, str):
-        items = [w.strip() for w in re.split(r"[,;\n]", words)]
-        return tuple(" ".join(w.split()) for w in items if w)
+        return tuple(w for w in (_clean(x) for x in re.split(r"[,;\n]", words)) if w)
+    if not isinstance(words, Sequence):
+        raise VocabularyError(f"Background words must be text or a list of words, not {type(words).__name__}.")
     out = []
     for w in words:
-        if not isinstance(w, str) or not w.strip():
+        if not isinstance(w, str) or not _clean(w):
             raise VocabularyError(f"Background words must be non-empty strings, got {w!r}.")
-        out.append(" ".join(w.split()))
+        out.append(_clean(w))
     return tuple(out)
+
+
+def _parse_text(text: str) -> tuple[list[tuple[str, ...]], list[str], list[str]]:
+    """(classes, background words, comment lines) of a vocabulary text."""
+    classes: list[tuple[str, ...]] = []
+    background: list[str] = []
+    notes: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.lower().startswith(BACKGROUND_TAG):
+            background.extend(_words(stripped[len(BACKGROUND_TAG) :]))
+            continue
+        if stripped.startswith("#"):
+            notes.append(stripped)
+            continue
+        if not _clean(stripped):
+            continue
+        pieces = stripped.split(";")
+        if len(pieces) > 1 and not _clean(pieces[-1]):
+            pieces = pieces[:-1]  # trailing ';'
+        for piece in pieces:
+            classes.append(_synonyms(piece, f"Class {len(classes) + 1}"))
+    return classes, background, notes
+
+
+def _from_list(items: Sequence[ClassSpec]) -> list[tuple[str, ...]]:
+    parsed = []
+    for i, item in enumerate(items):
+        where = f"Class {i + 1}"
+        if isinstance(item, str):
+            parsed.append(_synonyms(item, where))
+        elif isinstance(item, Sequence) and all(isinstance(s, str) for s in item):
+            syns = tuple(_clean(s) for s in item)
+            if not syns or not all(syns):
+                raise VocabularyError(f"{where} has no name or an empty synonym: {item!r}.")
+            parsed.append(syns)
+        else:
+            raise VocabularyError(f"{where} must be a name or a list of synonyms, not {item!r}.")
+    return parsed
 
 
 @dataclass(frozen=True)
 class Vocabulary:
     """Classes (each a tuple of synonyms, the first is its name) and background words.
 
-    Every synonym and every background word is its own text query; a class scores the max over
-    its synonyms, and background words compete in the softmax and map to label 0.
+    ``notes`` keeps the comment lines of a text, so a file read and written again is unchanged;
+    they take no part in comparisons.
     """
 
     classes: tuple[tuple[str, ...], ...]
     background: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
     def parse(
         cls, classes: str | Sequence[ClassSpec] | Vocabulary, background: str | Sequence[str] | None = None
     ) -> Vocabulary:
-        """Build from ``"a; b, b2"`` / one class per line / a list of names or synonym lists."""
+        """From vocabulary text, a list of names / synonym lists, or a Vocabulary; ``background``
+        words are added to any the text names (repeats between the two are dropped)."""
+        notes: list[str] = []
         if isinstance(classes, Vocabulary):
-            return classes if background is None else cls(classes.classes, _parse_words(background))
-        if isinstance(classes, str):
-            parsed = _parse_text(classes)
+            parsed, words, notes = list(classes.classes), list(classes.background), list(classes.notes)
+        elif isinstance(classes, str):
+            parsed, words, notes = _parse_text(classes)
+        elif isinstance(classes, Sequence):
+            parsed, words = _from_list(classes), []
         else:
-            parsed = []
-            for i, item in enumerate(classes):
-                where = f"Class {i + 1}"
-                if isinstance(item, str):
-                    if not item.strip():
-                        raise VocabularyError(f"{where} is empty; give it a name or remove it.")
-                    parsed.append(_split_synonyms(item, where))
-                else:
-                    syns = tuple(" ".join(str(s).split()) for s in item)
-                    if not syns or any(not s for s in syns):
-                        raise VocabularyError(f"{where} has no name or an empty synonym: {item!r}.")
-                    parsed.append(syns)
+            raise VocabularyError(
+                f"The vocabulary must be text such as 'nucleus; cytoplasm' or a list of class names, "
+                f"not {type(classes).__name__}."
+            )
         if not parsed:
             raise VocabularyError(
                 "The vocabulary is empty: type at least one class, e.g. 'nucleus; cytoplasm' "
                 "(one class per line or ';'-separated, synonyms separated by commas)."
             )
-        vocab = cls(tuple(parsed), _parse_words(background))
+        seen = {_key(w) for w in words}
+        words += [w for w in _words(background) if _key(w) not in seen and not seen.add(_key(w))]
+        vocab = cls(tuple(parsed), tuple(words), tuple(notes))
         vocab._check_duplicates()
         return vocab
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, background: str | Sequence[str] | None = None) -> Vocabulary:
+        """Read a vocabulary file (UTF-8 text in the format above)."""
+        path = Path(path)
+        try:
+            text = path.read_bytes().decode("utf-8-sig")
+        except FileNotFoundError:
+            raise VocabularyError(f"Vocabulary file not found: {path}") from None
+        except IsADirectoryError:
+            raise VocabularyError(f"{path} is a folder, not a vocabulary file.") from None
+        except UnicodeDecodeError as exc:
+            raise VocabularyError(
+                f"{path.name} is not UTF-8 text (byte {exc.start}); save it as UTF-8 and try again."
+            ) from None
+        return cls.parse(text, background)
 
     def _check_duplicates(self) -> None:
         seen: dict[str, str] = {}
         for label, phrase in self.iter_queries():
-            key = _norm(phrase)
+            key = _key(phrase)
             where = "background" if label == 0 else f"class {label} ({self.classes[label - 1][0]!r})"
             if key in seen:
                 raise VocabularyError(
@@ -147,81 +215,33 @@ class Vocabulary:
     def query_labels(self) -> np.ndarray:
         return np.array([lab for lab, _ in self.iter_queries()], dtype=np.int64)
 
+    def classes_text(self) -> str:
+        """Comment lines, then one class per line with its synonyms (the widget's box)."""
+        return "\n".join([*self.notes, *(", ".join(syns) for syns in self.classes)]) + "\n"
+
+    def background_text(self) -> str:
+        """The background words, comma-separated."""
+        return ", ".join(self.background)
+
     def to_text(self) -> str:
-        """One class per line, synonyms comma-separated: what :meth:`parse` reads back."""
-        return "\n".join(", ".join(syns) for syns in self.classes) + "\n"
+        """The whole vocabulary in the file format; :meth:`parse` reads it back unchanged."""
+        tail = f"{BACKGROUND_TAG} {self.background_text()}\n" if self.background else ""
+        return self.classes_text() + tail
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write :meth:`to_text` to ``path`` (atomically)."""
+        return atomic.write_text(path, self.to_text())
 
 
-def _disk_dir(model) -> Path | None:
-    if model.disk_cache is None:
-        return None
-    key = f"{model.identity}|{model.precision}|" + "\n".join(imagenet_templates())
-    return Path(model.disk_cache) / hashlib.sha256(key.encode()).hexdigest()[:20]
+def preset_names() -> list[str]:
+    """Stems of the bundled presets, in :data:`PRESET_TITLES` order, then any others."""
+    folder = resources.files("napari_sclip").joinpath("presets")
+    found = sorted(p.name[:-4] for p in folder.iterdir() if p.name.endswith(".txt"))
+    return [n for n in PRESET_TITLES if n in found] + [n for n in found if n not in PRESET_TITLES]
 
 
-def _phrase_file(folder: Path, phrase: str) -> Path:
-    return folder / (hashlib.sha256(phrase.encode()).hexdigest()[:32] + ".npy")
-
-
-def uncached(model, phrases: Sequence[str]) -> list[str]:
-    """The phrases whose embedding is in neither the memory nor the disk cache (loads disk hits)."""
-    folder = _disk_dir(model)
-    missing = []
-    for p in dict.fromkeys(phrases):
-        if p in model.text_cache:
-            continue
-        if folder is not None:
-            f = _phrase_file(folder, p)
-            if f.is_file():
-                try:
-                    model.text_cache[p] = torch.from_numpy(np.load(f))
-                    continue
-                except (OSError, ValueError):
-                    pass  # a damaged cache file is simply recomputed
-        missing.append(p)
-    return missing
-
-
-def _store(model, phrase: str, emb: torch.Tensor) -> None:
-    model.text_cache[phrase] = emb
-    folder = _disk_dir(model)
-    if folder is None:
-        return
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        target = _phrase_file(folder, phrase)
-        tmp = target.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp, emb.numpy())
-        os.replace(tmp, target)
-    except OSError:
-        pass  # a read-only cache only costs speed
-
-
-def embed_steps(model, phrases: Sequence[str], per_step: int = 4):
-    """Generator: encode the uncached phrases a few at a time, yielding how many are done.
-
-    Returns the ``(N, D)`` float32 embeddings of ``phrases`` (normalise-mean-normalise over the
-    templates).
-    """
-    templates = imagenet_templates()
-    todo = uncached(model, phrases)
-    for start in range(0, len(todo), per_step):
-        chunk = todo[start : start + per_step]
-        prompts = [t.format(p) for p in chunk for t in templates]
-        emb = torch.nn.functional.normalize(model.encode_prompts(prompts), dim=-1)
-        emb = emb.reshape(len(chunk), len(templates), -1).mean(1)
-        emb = torch.nn.functional.normalize(emb, dim=-1)
-        for p, e in zip(chunk, emb, strict=True):
-            _store(model, p, e.clone())
-        yield min(start + per_step, len(todo)), len(todo)
-    return torch.stack([model.text_cache[p] for p in phrases])
-
-
-def embed(model, phrases: Sequence[str]) -> torch.Tensor:
-    """Text embeddings ``(N, D)`` of ``phrases``, from the caches where possible."""
-    steps = embed_steps(model, phrases)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as stop:
-            return stop.value
+def load_preset(name: str) -> Vocabulary:
+    """A bundled preset (``preset_names()``)."""
+    if name not in preset_names():
+        raise VocabularyError(f"No preset {name!r}; choose one of: {', '.join(preset_names())}.")
+    return Vocabulary.parse(resources.files("napari_sclip").joinpath(f"presets/{name}.txt").read_text("utf-8"))

@@ -1,0 +1,52 @@
+"""Files appear whole or not at all: write to a temporary name in the same folder, then rename.
+
+A run killed while writing (SIGKILL, power loss, Ctrl+C) leaves at most a ``.partial`` file
+behind, never a truncated file under the final name; readers of the folder never see half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+PARTIAL = ".partial"
+
+
+def temporary_name(path: Path) -> Path:
+    """A unique hidden sibling of ``path`` to write before renaming (same folder, so the rename is
+    atomic); it keeps the suffix, for writers that pick the format from it."""
+    return path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}{PARTIAL}{path.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``path`` in one step, on error it is
+    removed. For writers that want a file name (tifffile, PNG encoders)."""
+    path = Path(path)
+    tmp = temporary_name(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (flushed to disk before the rename)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    return path
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 ``text`` to ``path`` atomically (newlines as given)."""
+    return write_bytes(path, text.encode("utf-8"))
