@@ -121,8 +121,14 @@ def build_from_file(path: Path, name: str | None, openai: bool = False) -> tuple
     openai = openai or is_openai or "openai" in path.name.lower()
     _check_clip_keys(sd, path)
     if meta.get("format") == CHECKPOINT_FORMAT:
-        cfg = json.loads(meta["open_clip_config"])
-        clip = open_clip.CLIP(**cfg)
+        try:
+            clip = open_clip.CLIP(**json.loads(meta["open_clip_config"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"{path.name} says it is a {CHECKPOINT_FORMAT} checkpoint but its architecture metadata "
+                f"is damaged ({type(exc).__name__}: {str(exc)[:120]}). Re-save the model with "
+                "napari_sclip.checkpoints.save_checkpoint."
+            ) from None
         label = meta.get("name") or path.stem
     elif name:
         clip = open_clip.create_model(name, pretrained=None, force_quick_gelu=openai)

@@ -10,7 +10,10 @@ weights unavailable; 4 some image could not be read or segmented (the others are
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -131,11 +134,12 @@ def _check_output_folder(folder: Path) -> None:
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"the output {folder} is a file, not a folder; give a folder with -o.")
     folder.mkdir(parents=True, exist_ok=True)
-    from .atomic import write_bytes
+    from .atomic import sweep
 
-    probe = folder / ".napari-sclip-write-test"
-    write_bytes(probe, b"")
+    probe = folder / f".napari-sclip-write-test-{os.getpid()}"
+    probe.write_bytes(b"")
     probe.unlink()
+    sweep(folder)  # temporary files of an earlier run that was killed
 
 
 def _planes(image):
@@ -188,7 +192,7 @@ def segment_file(path: Path, labels_path: Path, job: Job, model, *, probabilitie
 
 
 def run_segment(args: argparse.Namespace) -> int:
-    from .errors import CheckpointError, InputImageError, NumericalError, SclipError
+    from .errors import CheckpointError, SclipError
 
     try:
         job = plan(args)
@@ -205,12 +209,17 @@ def run_segment(args: argparse.Namespace) -> int:
         kind = "checkpoint" if isinstance(exc, CheckpointError) else "model"
         print(f"napari-sclip: cannot load the {kind}: {exc}", file=sys.stderr)
         return EXIT_MODEL
+    try:  # the window and stride defaults come from the model: check them before any image work
+        job.options.resolve(model.window, model.patch_size)
+    except ValueError as exc:
+        print(f"napari-sclip: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     status = EXIT_OK
     for path, labels_path in job.work:
         try:
             written = segment_file(path, labels_path, job, model, probabilities=args.save_probabilities,
                                    overlay=not args.no_overlay, quiet=args.quiet)  # fmt: skip
-        except (InputImageError, NumericalError, ValueError, OSError) as exc:
+        except (SclipError, ValueError, OSError) as exc:
             print(f"napari-sclip: skipped {path}: {exc}", file=sys.stderr)
             status = EXIT_IMAGE
             continue
@@ -219,14 +228,22 @@ def run_segment(args: argparse.Namespace) -> int:
     return status
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM ends the run like Ctrl+C: partial files are removed
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
     try:
         if args.command == "segment":
             return run_segment(args)
     except KeyboardInterrupt:
-        print("\nnapari-sclip: interrupted", file=sys.stderr)
+        print("\nnapari-sclip: interrupted; files already complete were kept, none is partial", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return EXIT_USAGE  # pragma: no cover - argparse requires a command
 
 

@@ -37,3 +37,7 @@ class Cancelled(SclipError):
 
 class NumericalError(SclipError):
     """The computation produced non-finite numbers; the result is refused rather than returned."""
+
+
+class ResourceError(SclipError):
+    """A run would need more memory than the machine has free; nothing was allocated."""

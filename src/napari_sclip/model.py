@@ -132,6 +132,12 @@ class SclipModel:
         return int(self.clip.visual.patch_size[0])
 
     @property
+    def embed_dim(self) -> int:
+        """Length of the image and text embeddings."""
+        proj = self.clip.visual.proj
+        return int(proj.shape[-1]) if proj is not None else int(self.clip.visual.output_dim)
+
+    @property
     def precision(self) -> str:
         return {v: k for k, v in _DTYPES.items()}[self.dtype]
 

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from .errors import InputImageError
 from .geometry import inference_size
+from .options import check_contrast_limits
 
 __all__ = ["inference_size", "to_model_input", "to_unit_range"]
 
@@ -28,44 +29,54 @@ def _as_rgb_shape(image: np.ndarray) -> np.ndarray:
     )
 
 
+def _auto_limits(image: np.ndarray, percentiles: tuple[float, float]) -> tuple[float, float]:
+    """uint8 and bool by their range; other dtypes by robust percentiles of their finite values
+    (over all channels together, so the colour balance is kept), computed in float64."""
+    if image.dtype == np.uint8:
+        return 0.0, 255.0
+    if image.dtype == bool:
+        return 0.0, 1.0
+    flat = image.reshape(-1)
+    if flat.size > 4_000_000:  # percentiles of a strided sample are as good and much faster
+        flat = flat[:: flat.size // 2_000_000]
+    values = flat.astype(np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        raise InputImageError("The image holds no finite values (all NaN or infinite).")
+    lo, hi = (float(v) for v in np.percentile(values, percentiles))
+    return lo, hi
+
+
 def to_unit_range(
     image: np.ndarray, contrast_limits: Sequence[float] | None = None, percentiles=(0.5, 99.5)
 ) -> np.ndarray:
     """Map intensities to float32 0..1 as ``(H, W, 3)``.
 
-    ``contrast_limits`` (e.g. a napari layer's) win; else uint8 uses its dtype range and any
-    other dtype robust percentiles over all channels together (so colour balance is kept).
-    NaN pixels become 0; a constant image becomes all zeros.
+    ``contrast_limits`` (e.g. a napari layer's; finite, low < high) win; else uint8 uses its
+    dtype range and any other dtype robust percentiles over all channels together. The mapping runs
+    in float64 row band by row band, so any dtype's full range is kept (float64 beyond float32's
+    range included) in bounded extra memory. NaN and -inf pixels take the low end, +inf the high
+    end; a constant image becomes all zeros.
     """
     image = _as_rgb_shape(np.asarray(image))
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise InputImageError(f"The image has no pixels (shape {image.shape}).")
-    if image.dtype == bool:
-        image = image.astype(np.float32)
-    if not (np.issubdtype(image.dtype, np.number)) or np.iscomplexobj(image):
+    if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool) or np.iscomplexobj(image):
         raise InputImageError(f"Cannot segment an image of dtype {image.dtype}; use integers or floats.")
-    data = image.astype(np.float32, copy=False)
-    finite = np.isfinite(data)
     if contrast_limits is not None:
-        lo, hi = (float(v) for v in contrast_limits)
-    elif image.dtype == np.uint8:
-        lo, hi = 0.0, 255.0
+        lo, hi = check_contrast_limits(contrast_limits)
     else:
-        values = data[finite]
-        if values.size == 0:
-            raise InputImageError("The image holds no finite values (all NaN or infinite).")
-        if values.size > 4_000_000:  # percentiles of a strided sample are as good and much faster
-            values = values[:: values.size // 2_000_000]
-        lo, hi = (float(v) for v in np.percentile(values, percentiles))
-    scale = 1.0 / (hi - lo) if hi > lo else 0.0
-    if not finite.all():
-        data = np.where(finite, data, np.float32(lo))  # NaN / inf pixels count as the low end
-    out = np.empty(data.shape, np.float32)
-    np.subtract(data, lo, out=out)
-    out *= scale
-    np.clip(out, 0.0, 1.0, out=out)
-    if out.ndim == 2:
-        out = np.repeat(out[..., None], 3, axis=-1)
+        lo, hi = _auto_limits(image, percentiles)
+    span = hi - lo
+    shift = max(abs(lo), abs(hi)) if not np.isfinite(span) else 1.0  # limits near float64's end
+    scale = 1.0 / (hi / shift - lo / shift) if hi > lo else 0.0
+    out = np.empty(image.shape[:2] + (3,), np.float32)
+    rows = max(1, (1 << 20) // max(1, image[0].size))
+    for r0 in range(0, image.shape[0], rows):
+        band = image[r0 : r0 + rows].astype(np.float64)
+        band = np.nan_to_num(band, nan=lo, posinf=hi, neginf=lo)
+        band = np.clip((band / shift - lo / shift) * scale, 0.0, 1.0)
+        out[r0 : r0 + rows] = band[..., None] if band.ndim == 2 else band
     return out
 
 

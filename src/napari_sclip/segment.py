@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .budget import check_fits, run_bytes
 from .decide import decide_labels
 from .errors import InputImageError
 from .model import SclipModel
@@ -23,7 +24,7 @@ from .prepare import inference_size, to_model_input, to_unit_range
 from .result import Segmentation
 from .score import probability_steps, strip_count
 from .steps import CancelFn, Progress, ProgressFn, Steps, drain, relay
-from .tiling import crop_batches, window_grid
+from .tiling import axis_starts, crop_batches, window_grid
 from .vocabulary import ClassSpec, Vocabulary
 
 _default_model: SclipModel | None = None
@@ -66,8 +67,16 @@ def segment_steps(
             f"The image is {H} x {W} pixels, which at short side {opts.short_side} is smaller than one "
             f"{model.patch_size}-pixel patch; use a larger short side."
         )
-    pixels = to_model_input(unit, size, model.mean, model.std)
+    rows, cols = axis_starts(size[0], win, step), axis_starts(size[1], win, step)
+    n_windows, patch = len(rows) * len(cols), model.patch_size
+    tokens = ((rows[0][1] - rows[0][0]) // patch) * ((cols[0][1] - cols[0][0]) // patch)
+    check_fits(
+        run_bytes((H, W), size, n_windows, tokens, model.embed_dim, len(vocab.queries), len(vocab.classes)),
+        f"Segmenting this {H} x {W} image at short side {opts.short_side} ({size[0]} x {size[1]} px, "
+        f"{n_windows} windows)", "use a smaller short side.",
+    )  # fmt: skip
     boxes = window_grid(size[0], size[1], win, step)
+    pixels = to_model_input(unit, size, model.mean, model.std)
     n_new = len(model.uncached(vocab.queries))
     strips = strip_count(len(vocab.queries), H, W)
     total = n_new + len(boxes) + strips

@@ -111,6 +111,11 @@ def _build_from_tag(name: str, tag: str, cache: Path) -> nn.Module:
     return clip.float()
 
 
+def _looks_like_path(text: str) -> bool:
+    """Pretrained tags never hold a path separator or start with '.' or '~'."""
+    return os.sep in text or "/" in text or text.startswith((".", "~"))
+
+
 def load_model(
     name: str | None = "ViT-B-16",
     pretrained: str | os.PathLike | None = "openai",
@@ -137,7 +142,8 @@ def load_model(
             raise _unavailable(name, cache)
         clip = open_clip.create_model(name, cache_dir=str(cache)).float()
         label, identity = name, name
-    elif file is not None and (file.suffix in (".pt", ".pth", ".bin", ".safetensors") or file.exists()):
+    elif file is not None and (file.suffix in (".pt", ".pth", ".bin", ".safetensors") or file.exists()
+                               or _looks_like_path(str(pretrained))):  # fmt: skip
         clip, label = build_from_file(file, name)
         identity = f"file:{file_sha256(file)}"
     elif name and pretrained is None and Path(name).expanduser().is_file():

@@ -1,0 +1,116 @@
+"""Bad inputs through the Python API: each gets the right exception and a message saying what to do,
+before any expensive work; nothing silently wrong comes back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_sclip import ModelChoice, RunOptions, SclipModel, Vocabulary, load_model, segment
+from napari_sclip.errors import CheckpointError, NumericalError, OptionsError, ResourceError, VocabularyError
+
+from .conftest import make_tiny_clip
+
+VOCAB = "cat, kitten; dog; bird"
+
+
+@pytest.mark.parametrize(
+    "options,fragment",
+    [
+        (dict(contrast_limits=(200, 50)), "low < high"),
+        (dict(contrast_limits=(3000, 3000)), "low < high"),
+        (dict(contrast_limits=(0, float("nan"))), "finite"),
+        (dict(contrast_limits=(1, 2, 3)), "two numbers"),
+        (dict(window=0), "window must be a positive whole number"),
+        (dict(stride=0), "stride must be a positive whole number"),
+        (dict(batch_size=0), "batch_size must be a positive whole number"),
+        (dict(batch_size=-1), "batch_size must be a positive whole number"),
+        (dict(short_side=0), "short_side must be a positive whole number, or None"),
+        (dict(short_side=2.5), "short_side must be a positive whole number"),
+        (dict(window=True), "window must be a positive whole number"),
+        (dict(window=32, stride=64), "stride (64) larger than the window (32)"),
+        (dict(threshold=2), "threshold is a probability"),
+        (dict(threshold=float("nan")), "threshold is a probability"),
+        (dict(logit_scale=-1), "logit_scale is a positive number"),
+        (dict(logit_scale=float("inf")), "logit_scale is a positive number"),
+        (dict(area_threshold=1.0), "area_threshold is a fraction"),
+        (dict(attention="foo"), "Unknown attention mode 'foo'; choose one of: sclip"),
+    ],
+)
+def test_bad_options_are_refused_before_any_work(tiny_model, rgb_image, options, fragment):
+    before = tiny_model.image_batches_run
+    with pytest.raises(OptionsError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        segment(rgb_image, VOCAB, model=tiny_model, **options)
+    with pytest.raises(OptionsError):
+        RunOptions(**options)
+    assert tiny_model.image_batches_run == before and len(tiny_model.text) == 0
+
+
+def test_unknown_keyword_is_a_type_error(tiny_model, rgb_image):
+    with pytest.raises(TypeError, match="unknown option.*short_sid"):
+        segment(rgb_image, VOCAB, model=tiny_model, short_sid=64)
+
+
+def test_stride_larger_than_the_models_window(tiny_model, rgb_image):
+    with pytest.raises(OptionsError, match="stride \\(48\\) larger than the window \\(32\\)"):
+        segment(rgb_image, VOCAB, model=tiny_model, stride=48)
+
+
+@pytest.mark.parametrize(
+    "vocab,fragment",
+    [
+        (None, "must be text .* not NoneType"),
+        (5, "must be text .* not int"),
+        ("\u200b", "vocabulary is empty"),
+        ("cat; \u200b\u200b; dog", "Class 2 is empty"),
+        ("cat, \ufeff, kitten", "empty synonym"),
+        (["cat", None], "Class 2 must be a name"),
+        ("cat; CAT\u200b", "appears twice"),
+    ],
+)
+def test_bad_vocabularies(tiny_model, rgb_image, vocab, fragment):
+    with pytest.raises(VocabularyError, match=fragment):
+        segment(rgb_image, vocab, model=tiny_model)
+
+
+def test_invisible_characters_are_not_part_of_a_name():
+    v = Vocabulary.parse("ca\u200bt; \ufeffdog")
+    assert v.names == ["cat", "dog"]
+
+
+def test_float64_beyond_float32_range_is_not_a_constant_image(tiny_model, rgb_image):
+    plain = rgb_image[..., 0].astype(np.float64)
+    huge = plain * 1e300
+    a = segment(plain, VOCAB, model=tiny_model, short_side=None)
+    b = segment(huge, VOCAB, model=tiny_model, short_side=None)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert len(np.unique(b.labels)) > 1
+
+
+def test_a_run_that_cannot_fit_is_refused_before_allocating(tiny_model, rgb_image):
+    with pytest.raises(ResourceError, match="would need about .* GB .* use a smaller short side"):
+        segment(rgb_image, VOCAB, model=tiny_model, short_side=100_000)
+    assert tiny_model.image_batches_run == 0
+
+
+def test_non_finite_scores_are_an_error_not_a_result(tiny_model, rgb_image):
+    clip = make_tiny_clip(seed=3)
+    with torch.no_grad():
+        clip.visual.proj[0, 0] = float("nan")  # a damaged weight: every patch feature becomes NaN
+    broken = SclipModel.from_open_clip(clip)
+    with pytest.raises(NumericalError, match="non-finite .* precision 'fp32'"):
+        segment(rgb_image, VOCAB, model=broken, short_side=None)
+
+
+def test_model_choice_checks_device_and_precision():
+    with pytest.raises(OptionsError, match="Unknown device 'nonsense'"):
+        ModelChoice(device="nonsense")
+    with pytest.raises(OptionsError, match="precision must be one of"):
+        ModelChoice(precision="int8")
+    assert ModelChoice(device=" CUDA:1 ").device == "cuda:1"
+
+
+def test_missing_checkpoint_without_suffix_is_file_not_found(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_model("ViT-B-16", str(tmp_path / "weights"))
