@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from napari_sclip import ModelChoice, RunOptions, SclipModel, Vocabulary, load_model, segment
-from napari_sclip.errors import CheckpointError, NumericalError, OptionsError, ResourceError, VocabularyError
+from napari_sclip.errors import (
+    CheckpointError,
+    NumericalError,
+    OptionsError,
+    ResourceError,
+    VocabularyError,
+)
 
 from .conftest import make_tiny_clip
 

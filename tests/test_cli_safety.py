@@ -211,11 +211,11 @@ def test_text_cache_recovers_from_damaged_and_foreign_entries(tmp_path):
 def test_text_cache_shared_by_processes(tmp_path):
     """Four processes embed overlapping phrases into one cache folder at once: every entry is whole."""
     code = (
-        "import sys; sys.path.insert(0, {tests!r}); from conftest import make_tiny_clip;"
+        f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); from conftest import make_tiny_clip;"
         "from napari_sclip import SclipModel;"
-        "m = SclipModel.from_open_clip(make_tiny_clip(seed=5), cache_dir={cache!r});"
+        f"m = SclipModel.from_open_clip(make_tiny_clip(seed=5), cache_dir={str(tmp_path)!r});"
         "m.embed(['p%d' % i for i in range(12)])"
-    ).format(tests=os.path.dirname(__file__), cache=str(tmp_path))
+    )
     procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(4)]
     assert all(p.wait(120) == 0 for p in procs)
     from napari_sclip import SclipModel
