@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from napari_sclip import SclipModel, segment
 from napari_sclip.attention import get_mode
 from napari_sclip.encoder import dense_features
-from napari_sclip.prepare import inference_size, to_model_input, to_unit_range
+from napari_sclip.prepare import inference_size, to_unit_range
 from napari_sclip.templates import imagenet_templates
 from napari_sclip.tiling import window_grid
 
@@ -56,9 +56,11 @@ def sequential_reference(clip, image: np.ndarray, classes: list[str], short_side
         feats = F.normalize(feats, dim=-1).mean(0)
         text.append(feats / feats.norm())
     text = torch.stack(text)
-    unit = to_unit_range(image)
+    unit = torch.from_numpy(to_unit_range(image)).permute(2, 0, 1)[None]
     size = inference_size(*image.shape[:2], short_side)
-    pixels = to_model_input(unit, size, open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD)
+    unit = F.interpolate(unit, size=size, mode="bilinear", align_corners=False)[0]
+    mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN)[:, None, None]
+    pixels = (unit - mean) / torch.tensor(open_clip.OPENAI_DATASET_STD)[:, None, None]
     preds = torch.zeros(len(classes), *size)
     count = torch.zeros(1, *size)
     for b in window_grid(*size, 224, 112):

@@ -61,3 +61,20 @@ def rgb_image():
     yy, xx = np.mgrid[0:70, 0:90]
     img = np.stack([(xx * 2.8) % 256, (yy * 3.6) % 256, ((xx + yy) * 1.5) % 256], axis=-1)
     return (img + rng.normal(0, 5, img.shape)).clip(0, 255).astype(np.uint8)
+
+
+def reference_merge(features, text, boxes, size):
+    """The paper's merge, one window at a time in float64: upsample its logits to the window with
+    F.interpolate, pad into the canvas, divide by the coverage count (an independent reference)."""
+    import torch
+    import torch.nn.functional as F
+
+    q = text.shape[0]
+    preds = torch.zeros(q, *size, dtype=torch.float64)
+    count = torch.zeros(1, *size, dtype=torch.float64)
+    for f, b in zip(features, boxes):
+        logits = (f.double() @ text.double().T).permute(2, 0, 1)[None]
+        up = F.interpolate(logits, size=(b.y1 - b.y0, b.x1 - b.x0), mode="bilinear", align_corners=False)[0]
+        preds += F.pad(up, (b.x0, size[1] - b.x1, b.y0, size[0] - b.y1))
+        count[:, b.y0 : b.y1, b.x0 : b.x1] += 1
+    return preds / count

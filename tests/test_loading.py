@@ -155,4 +155,4 @@ def test_vit_b16_openai_weights_placed_by_hand_run_with_quick_gelu(tmp_path):
     image = np.random.default_rng(0).integers(0, 255, (224, 300, 3), dtype=np.uint8)
     seg = segment(image, "cell; background noise", model=model, short_side=224)
     assert seg.labels.shape == (224, 300) and len(seg.boxes) == 2
-    assert seg.features.shape[1:3] == (14, 14) and seg.features.shape[-1] == 512
+    assert seg.features.shape[:2] == (14, 14) and seg.features.shape[-1] == 512

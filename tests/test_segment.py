@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from napari_sclip import Vocabulary, segment, segment_steps
 from napari_sclip.errors import Cancelled, InputImageError, VocabularyError
 from napari_sclip.prepare import to_unit_range
-from napari_sclip.tiling import merge_logits
+
+from .conftest import reference_merge
 
 VOCAB = "cat, kitten; dog, puppy; bird"
 BG = "sky, wall, floor"
@@ -36,7 +37,7 @@ def test_decision_matches_the_papers_rule(tiny_model, rgb_image, scale, thd, are
                   logit_scale=scale, threshold=thd, area_threshold=area)  # fmt: skip
     vocab = Vocabulary.parse(VOCAB, BG)
     text = tiny_model.embed(vocab.queries)
-    canvas = merge_logits(seg.features, text, seg.boxes, seg.inference_shape)
+    canvas = reference_merge(seg.features.tensor(), text, seg.boxes, seg.inference_shape).float()
     logits = F.interpolate(canvas[None], size=rgb_image.shape[:2], mode="bilinear", align_corners=False)[0]
     labels, cls = _official_decision(logits, torch.from_numpy(vocab.query_labels), 4, scale, thd, area)
     assert (seg.labels == labels).mean() > 0.999
@@ -61,7 +62,7 @@ def test_synonyms_take_the_max(tiny_model, rgb_image):
     alone = segment(rgb_image, ["cat", "dog"], model=tiny_model, short_side=None)
     # each synonym is its own query in the softmax; the class takes the max of their probabilities
     text = tiny_model.embed(["cat", "kitten", "dog"])
-    canvas = merge_logits(both.features, text, both.boxes, both.inference_shape)
+    canvas = reference_merge(both.features.tensor(), text, both.boxes, both.inference_shape).float()
     p = torch.softmax(40 * F.interpolate(canvas[None], size=rgb_image.shape[:2], mode="bilinear")[0], 0)
     np.testing.assert_allclose(both.probabilities[0], torch.maximum(p[0], p[1]).numpy(), atol=1e-5)
     assert not np.array_equal(only.probabilities, alone.probabilities)

@@ -30,22 +30,50 @@ def available_bytes() -> int | None:
     return None
 
 
-def run_bytes(image: tuple[int, int], inference: tuple[int, int], n_windows: int, tokens_per_window: int,
-              dim: int, n_queries: int, n_classes: int) -> int:  # fmt: skip
-    """Bytes a run allocates beyond the input: model input, features, merge canvas, results."""
-    H, W = image
+def eager_bytes(image: tuple[int, int], n_classes: int) -> int:
+    """Bytes an in-memory result holds at full resolution: best class, its probability, labels."""
+    return image[0] * image[1] * (4 + 2 * (2 if n_classes > 255 else 1))
+
+
+def run_bytes(image: tuple[int, int], inference: tuple[int, int], n_windows: int, grid: tuple[int, int, int],
+              n_queries: int, n_classes: int, lazy: bool) -> int:  # fmt: skip
+    """Bytes a run allocates beyond the input and the model: model input, features (in memory up to
+    their budget), per-window logits, block scratch, and the in-memory result unless ``lazy``."""
+    from .features import MEMORY_BUDGET
+    from .score import BLOCK_BYTES
+
     h, w = inference
-    pixels = 3 * h * w * 4
-    features = n_windows * tokens_per_window * dim * 4
-    canvas = (n_queries + 1) * h * w * 4
-    results = (n_classes + 1) * H * W * 4 + H * W * (4 + 2 + 2)  # probabilities, best p, best, labels
-    return pixels + features + canvas + results + 64 * 1024**2  # plus two merge strips
+    tokens = grid[0] * grid[1]
+    pixels = min(12 * h * w, 1 << 29)
+    features = min(4 * n_windows * tokens * grid[2], MEMORY_BUDGET)
+    logits = 4 * n_windows * n_queries * tokens
+    results = 0 if lazy else eager_bytes(image, n_classes)
+    return pixels + features + logits + 4 * BLOCK_BYTES + results
 
 
-def check_fits(needed: int, what: str, advice: str) -> None:
-    """Raise :class:`ResourceError` if ``needed`` bytes exceed the free memory."""
+def spill_bytes(n_windows: int, grid: tuple[int, int, int]) -> int:
+    """Bytes of image features written to disk (those beyond the in-memory budget)."""
+    from .features import MEMORY_BUDGET
+
+    nbytes = 4 * n_windows * grid[0] * grid[1] * grid[2]
+    return nbytes if nbytes > MEMORY_BUDGET else 0
+
+
+def check_fits(needed: int, what: str, advice: str, disk: int = 0) -> None:
+    """Raise :class:`ResourceError` if ``needed`` bytes exceed the free memory, or ``disk`` bytes
+    the free space of the temporary folder."""
     free = available_bytes()
     if free is not None and needed > free:
         raise ResourceError(
             f"{what} would need about {needed / GB:.1f} GB of memory but only {free / GB:.1f} GB are free; {advice}"
         )
+    if disk:
+        import shutil
+        import tempfile
+
+        room = shutil.disk_usage(tempfile.gettempdir()).free
+        if disk > room:
+            raise ResourceError(
+                f"{what} would need about {disk / GB:.1f} GB of temporary disk space for its image features "
+                f"but only {room / GB:.1f} GB are free in {tempfile.gettempdir()}; {advice}"
+            )

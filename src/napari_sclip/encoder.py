@@ -74,10 +74,26 @@ def _run_blocks(transformer: nn.Module, x: torch.Tensor, blocks) -> torch.Tensor
     return x if batch_first else x.transpose(0, 1)
 
 
+def patch_tokens(conv: nn.Conv2d, pixels: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+    """The patch embedding as a matrix product: ``(B, gh*gw, width)`` and the grid ``(gh, gw)``.
+
+    Equal to ``conv(pixels)`` (kernel = stride = patch; a remainder smaller than a patch is
+    dropped), but it avoids oneDNN's bf16 convolution kernel on AMX CPUs, which returns garbage
+    (NaN or wrong values) when the output is one patch wide, and it is faster there too.
+    """
+    p = conv.kernel_size[0]
+    b, c, h, w = pixels.shape
+    gh, gw = h // p, w // p
+    patches = pixels[:, :, : gh * p, : gw * p].reshape(b, c, gh, p, gw, p).permute(0, 2, 4, 1, 3, 5)
+    weight = conv.weight.reshape(conv.weight.shape[0], -1)
+    tokens = patches.reshape(b, gh * gw, c * p * p) @ weight.T
+    if conv.bias is not None:
+        tokens = tokens + conv.bias
+    return tokens, (gh, gw)
+
+
 def _embed(visual: nn.Module, pixels: torch.Tensor, cache: dict | None) -> tuple[torch.Tensor, tuple[int, int]]:
-    tokens = visual.conv1(pixels)  # (B, width, gh, gw); a remainder smaller than a patch is dropped
-    grid = tuple(tokens.shape[-2:])
-    tokens = tokens.flatten(2).transpose(1, 2)
+    tokens, grid = patch_tokens(visual.conv1, pixels)
     cls = visual.class_embedding.to(tokens.dtype).expand(tokens.shape[0], 1, -1)
     tokens = torch.cat([cls, tokens], dim=1) + position_table(visual, grid, cache).to(tokens.dtype)
     return visual.ln_pre(tokens), grid

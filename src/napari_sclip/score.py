@@ -1,67 +1,96 @@
-"""Scoring: per-window token logits merged at image resolution, softmax, synonym max, per-pixel best.
+"""Scoring: merged logits -> softmax over all queries -> max over each class's synonyms, per block.
 
-Full-resolution logits ``(Q, H, W)`` never exist: the merged canvas (inference size) is resized
-to the image strip by strip, and each strip is turned into class probabilities at once.
+A :class:`Scorer` evaluates any block of the image (a slice of rows x columns, at full resolution
+or every ``step``-th pixel for a pyramid level) from the per-window token logits alone. The
+eager path fills whole arrays block by block; the lazy path wraps the same blocks in dask.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
-from .decide import class_probabilities, label_dtype
 from .errors import NumericalError
-from .steps import Progress, Steps
-from .tiling import Box, merge_logits, resize_rows
-from .vocabulary import Vocabulary
+from .tiling import Merge
 
-STRIP_BYTES = 1 << 25  # one strip of float32 logits stays near 32 MB
+BLOCK_BYTES = 1 << 26  # logits of one block stay near 64 MB
 
 
-def strip_rows(n_queries: int, height: int, width: int) -> int:
-    """Rows per strip so one strip of logits stays near :data:`STRIP_BYTES`."""
-    return max(1, min(height, (STRIP_BYTES // 4) // max(1, n_queries * width)))
+def block_size(n_queries: int) -> int:
+    """Side of the square image blocks scored at once (a multiple of 256, at least 256)."""
+    side = int(math.sqrt(BLOCK_BYTES / (4 * max(1, n_queries))))
+    return max(256, side // 256 * 256)
 
 
-def strip_count(n_queries: int, height: int, width: int) -> int:
-    """How many strips the merge of ``n_queries`` logits over ``height x width`` takes."""
-    return -(-height // strip_rows(n_queries, height, width))
+def block_starts(length: int, side: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of the blocks along one axis."""
+    return [(s, min(s + side, length)) for s in range(0, length, side)]
 
 
-def probability_steps(
-    features: torch.Tensor,
-    text: torch.Tensor,
-    vocab: Vocabulary,
-    boxes: list[Box],
-    inference: tuple[int, int],
-    out_size: tuple[int, int],
-    logit_scale: float,
-    done: int,
-    total: int,
-) -> Steps[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """``(K+1, H, W)`` class probabilities at image size, with the per-pixel best channel and its
-    probability. Yields progress after each strip (counted from ``done`` towards ``total``).
+@dataclass(frozen=True)
+class BlockScores:
+    """A block's class scores: ``logits`` ``(K+1, h, w)`` (max over each class's queries; -inf
+    for a label without queries) and ``lse`` ``(h, w)`` = logsumexp over all scaled queries."""
 
-    Raises :class:`~napari_sclip.errors.NumericalError` if any probability is not finite."""
-    canvas = merge_logits(features, text, boxes, inference)
-    labels = torch.from_numpy(vocab.query_labels)
-    n = len(vocab.classes)
-    H, W = out_size
-    probs = np.empty((n + 1, H, W), np.float32)
-    best = np.empty((H, W), label_dtype(n))
-    best_p = np.empty((H, W), np.float32)
-    rows = strip_rows(canvas.shape[0], H, W)
-    for i, r0 in enumerate(range(0, H, rows)):
-        r1 = min(r0 + rows, H)
-        p = class_probabilities(resize_rows(canvas, out_size, r0, r1), logit_scale, labels, n)
-        if not bool(torch.isfinite(p).all()):
+    logits: torch.Tensor
+    lse: torch.Tensor
+    scale: float
+
+    def probabilities(self) -> torch.Tensor:
+        """Class probabilities ``(K+1, h, w)``: the max over synonyms of the softmax."""
+        return torch.exp(self.logits * self.scale - self.lse)
+
+    def decide(self, suppressed: frozenset[int] = frozenset()) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(best class, its probability)`` among the classes not ``suppressed``."""
+        logits = self.logits
+        if suppressed:
+            logits = logits.clone()
+            logits[sorted(suppressed)] = -math.inf
+        top, best = logits.max(0)
+        return best, torch.exp(top * self.scale - self.lse)
+
+
+class Scorer:
+    """Class scores of one image for one vocabulary, at any block."""
+
+    def __init__(self, merge: Merge, query_labels: np.ndarray, n_classes: int, logit_scale: float) -> None:
+        if not bool(torch.isfinite(merge.logits).all()):
             raise NumericalError(
                 "The model produced non-finite scores (NaN or infinity), so no result was made. This "
                 "can happen at reduced precision: run again with precision 'fp32'."
             )
-        top_p, top = p.max(0)
-        probs[:, r0:r1] = p.numpy()
-        best[r0:r1] = top.numpy()
-        best_p[r0:r1] = top_p.numpy()
-        yield Progress(done + i + 1, total, "merge")
-    return probs, best, best_p
+        self.merge, self.n_classes, self.scale = merge, n_classes, float(logit_scale)
+        self.query_labels = np.asarray(query_labels)
+        self.side = block_size(merge.n_queries)
+        self.groups = [np.flatnonzero(self.query_labels == c) for c in range(n_classes + 1)]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.merge.image
+
+    def block(self, rows: slice, cols: slice, step: int = 1) -> BlockScores:
+        """Scores of a block of pyramid level ``step`` (rows x cols in that level's pixels, which
+        are the image's pixels ``step * index``; step 1 is the full resolution)."""
+        r = np.arange(rows.start, rows.stop) * step
+        c = np.arange(cols.start, cols.stop) * step
+        logits = self.merge.at(r, c)
+        lse = torch.logsumexp(logits * self.scale, dim=0)
+        out = torch.full((self.n_classes + 1, len(r), len(c)), -math.inf)
+        for label, group in enumerate(self.groups):
+            if len(group) == 1:
+                out[label] = logits[int(group[0])]
+            elif len(group) > 1:
+                out[label] = logits[torch.from_numpy(group)].amax(0)
+        return BlockScores(out, lse, self.scale)
+
+    def blocks(self, step: int = 1):
+        """Every block of the image (row-major): yields ``(rows, cols)`` slices in pixels of the
+        level ``step`` (each block covers ``side`` output pixels a side)."""
+        H, W = self.shape
+        h, w = -(-H // step), -(-W // step)
+        for r0, r1 in block_starts(h, self.side):
+            for c0, c1 in block_starts(w, self.side):
+                yield slice(r0, r1), slice(c0, c1)

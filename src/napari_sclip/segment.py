@@ -2,7 +2,8 @@
 
 Written once as a generator that yields :class:`~napari_sclip.steps.Progress` between batches;
 :func:`segment` drives it with ``progress`` / ``cancel`` callbacks, a napari ``thread_worker`` can
-``yield from`` it, and both share every line of the computation.
+``yield from`` it, and both share every line of the computation. The image is read window by
+window (or band by band), so inputs of any size go in with bounded memory.
 """
 
 from __future__ import annotations
@@ -12,19 +13,19 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-import numpy as np
 import torch
 
-from .budget import check_fits, run_bytes
-from .decide import decide_labels
+from .budget import check_fits, eager_bytes, run_bytes, spill_bytes
 from .errors import InputImageError
+from .features import FeatureStore
 from .model import SclipModel
 from .options import ModelChoice, RunOptions
-from .prepare import inference_size, to_model_input, to_unit_range
-from .result import Segmentation
-from .score import probability_steps, strip_count
+from .prepare import ModelInput, image_limits, inference_size
+from .result import Segmentation, decision_steps
+from .score import Scorer, block_size, block_starts
+from .source import ImageSource
 from .steps import CancelFn, Progress, ProgressFn, Steps, drain, relay
-from .tiling import axis_starts, crop_batches, window_grid
+from .tiling import Merge, axis_starts, crop_batches, window_grid, window_logits
 from .vocabulary import ClassSpec, Vocabulary
 
 _default_model: SclipModel | None = None
@@ -45,22 +46,24 @@ def _model(model: SclipModel | ModelChoice | None) -> SclipModel:
 
 
 def segment_steps(
-    image: np.ndarray,
+    image,
     classes: str | Sequence[ClassSpec] | Vocabulary,
     *,
     background: str | Sequence[str] | None = None,
     model: SclipModel | ModelChoice | None = None,
     options: RunOptions | None = None,
+    lazy: bool | None = None,
     **settings: Any,
 ) -> Steps[Segmentation]:
     """Generator form of :func:`segment`: yields :class:`Progress`, returns the Segmentation."""
     vocab = Vocabulary.parse(classes, background)  # cheap checks first: fail before any work
     opts = RunOptions.build(options, **settings)
-    unit = to_unit_range(np.asarray(image), opts.contrast_limits)
+    source = ImageSource.of(image)
+    limits = image_limits(source, opts.contrast_limits)
     model = _model(model)
     win, step = opts.resolve(model.window, model.patch_size)
     opts = RunOptions.build(opts, window=win, stride=step)
-    H, W = unit.shape[:2]
+    H, W = source.shape
     size = inference_size(H, W, opts.short_side)
     if min(size) < model.patch_size:
         raise InputImageError(
@@ -68,56 +71,66 @@ def segment_steps(
             f"{model.patch_size}-pixel patch; use a larger short side."
         )
     rows, cols = axis_starts(size[0], win, step), axis_starts(size[1], win, step)
-    n_windows, patch = len(rows) * len(cols), model.patch_size
-    tokens = ((rows[0][1] - rows[0][0]) // patch) * ((cols[0][1] - cols[0][0]) // patch)
+    patch = model.patch_size
+    grid = ((rows[0][1] - rows[0][0]) // patch, (cols[0][1] - cols[0][0]) // patch, model.embed_dim)
+    n_windows = len(rows) * len(cols)
+    if lazy is None:
+        lazy = not source.in_memory or eager_bytes((H, W), len(vocab.classes)) > (1 << 30)
     check_fits(
-        run_bytes((H, W), size, n_windows, tokens, model.embed_dim, len(vocab.queries), len(vocab.classes)),
+        run_bytes((H, W), size, n_windows, grid, len(vocab.queries), len(vocab.classes), lazy),
         f"Segmenting this {H} x {W} image at short side {opts.short_side} ({size[0]} x {size[1]} px, "
-        f"{n_windows} windows)", "use a smaller short side.",
+        f"{n_windows} windows)", "use a smaller short side.", spill_bytes(n_windows, grid),
     )  # fmt: skip
     boxes = window_grid(size[0], size[1], win, step)
-    pixels = to_model_input(unit, size, model.mean, model.std)
+    pixels = ModelInput(source, size, limits, model.mean, model.std)
     n_new = len(model.uncached(vocab.queries))
-    strips = strip_count(len(vocab.queries), H, W)
-    total = n_new + len(boxes) + strips
-    text = yield from relay(model.embed_steps(vocab.queries), extra=len(boxes) + strips)
-    chunks = []
+    side = block_size(len(vocab.queries))
+    n_blocks = 0 if lazy else len(block_starts(H, side)) * len(block_starts(W, side))
+    total = n_new + n_windows + n_blocks
+    text = yield from relay(model.embed_steps(vocab.queries), extra=n_windows + n_blocks)
+    features = FeatureStore(n_windows, grid)
+    logits = []
     for start, crops in crop_batches(pixels, boxes, opts.batch_size or model.default_batch):
-        chunks.append(model.dense_features(crops, opts.attention))
+        feats = model.dense_features(crops, opts.attention)
+        features.put(start, feats)
+        logits.append(window_logits(feats, text))
         yield Progress(n_new + start + len(crops), total, "image")
-    features = torch.cat(chunks)
-    probs, best, best_p = yield from probability_steps(
-        features, text, vocab, boxes, size, (H, W), opts.logit_scale, n_new + len(boxes), total
-    )
-    labels = decide_labels(probs, best, best_p, opts.threshold, opts.area_threshold, ())
-    return Segmentation(
-        model=model, vocabulary=vocab, image_shape=(H, W), options=opts, features=features, boxes=boxes,
-        pixels=pixels, probs=probs, best=best, best_p=best_p, labels=labels,
+    scorer = Scorer(Merge(torch.cat(logits), boxes, size, (H, W)), vocab.query_labels, len(vocab.classes),
+                    opts.logit_scale)  # fmt: skip
+    base = Segmentation(
+        model=model, vocabulary=vocab, image_shape=(H, W), options=opts, boxes=boxes, pixels=pixels,
+        features=features, scorer=scorer, maps=None,
     )  # fmt: skip
+    return (yield from decision_steps(base, lazy, n_new + n_windows, total))
 
 
 def segment(
-    image: np.ndarray,
+    image,
     classes: str | Sequence[ClassSpec] | Vocabulary,
     *,
     background: str | Sequence[str] | None = None,
     model: SclipModel | ModelChoice | None = None,
     options: RunOptions | None = None,
+    lazy: bool | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
     **settings: Any,
 ) -> Segmentation:
     """Segment a 2D grayscale or RGB(A) image into the given classes with SCLIP.
 
+    ``image``: a numpy, dask or zarr array, a ``tifffile.imread(path, aszarr=True)`` store, or a
+    list of arrays as a pyramid (largest first); it is read window by window, never whole.
     ``classes``: ``"nucleus; cytoplasm"``, one class per line, or a list; synonyms separated by
     commas. ``background`` words compete in the softmax and map to label 0. The run options
     (:class:`~napari_sclip.RunOptions`: ``attention``, ``short_side``, ``window``, ``stride``,
     ``contrast_limits``, ``logit_scale``, ``threshold``, ``area_threshold``, ``batch_size``) are
-    given as keywords, or as ``options=`` with keywords overriding it. ``progress(done, total)``
-    is called between batches; ``cancel()`` returning True raises
+    given as keywords, or as ``options=`` with keywords overriding it. ``lazy``: results as dask
+    arrays computed on demand (default: for lazy inputs and results over 1 GB). ``progress(done,
+    total)`` is called between batches; ``cancel()`` returning True raises
     :class:`~napari_sclip.errors.Cancelled` at the next batch.
     """
-    steps = segment_steps(image, classes, background=background, model=model, options=options, **settings)
+    steps = segment_steps(image, classes, background=background, model=model, options=options, lazy=lazy,
+                          **settings)  # fmt: skip
     return drain(steps, progress, cancel)
 
 

@@ -1,83 +1,121 @@
-"""Sliding windows over the image tensor and the paper-exact merge of per-window logits.
+"""Sliding windows, 1-D bilinear taps, and the paper-exact merge of per-window logits for any region.
 
-Each window's token logits are bilinearly upsampled to the window and averaged over overlaps
-(the grid itself is in :mod:`napari_sclip.geometry`).
+The merge (each window's token logits bilinearly upsampled to the window, averaged over the
+windows that overlap, bilinearly resized to the image) is evaluated for any set of image rows x
+columns from the windows that cover them. Every step is a gather or a single IEEE operation per
+element, so a pixel's value never depends on the block it is computed in: blockwise (lazy) and
+whole-image results are identical, and ``(Q, H, W)`` logits never exist.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .geometry import Box, axis_starts, window_grid
 
-__all__ = ["Box", "axis_starts", "crop_batches", "linear_taps", "merge_logits", "resize_rows", "window_grid"]
+__all__ = ["Box", "Merge", "Taps", "axis_starts", "crop_batches", "lerp", "window_grid", "window_logits"]
 
 
-def crop_batches(pixels: torch.Tensor, boxes: Sequence[Box], batch: int):
-    """Yield ``(index_of_first, (B, 3, h, w) tensor)``; all windows of a grid share one size."""
+@dataclass(frozen=True)
+class Taps:
+    """PyTorch's 1-D bilinear resampling (align_corners=False) at chosen output indices:
+    ``out[j] = x[i0[j]] + (x[i1[j]] - x[i0[j]]) * lam[j]``."""
+
+    i0: np.ndarray
+    i1: np.ndarray
+    lam: np.ndarray  # float32
+
+    @classmethod
+    def of(cls, n_in: int, n_out: int, dst: np.ndarray) -> Taps:
+        dst = np.asarray(dst, np.int64)
+        if n_in == n_out:
+            return cls(dst, dst, np.zeros(len(dst), np.float32))
+        scale = np.float32(n_in) / np.float32(n_out)  # in float32, as PyTorch computes it
+        src = np.maximum(scale * (dst.astype(np.float32) + np.float32(0.5)) - np.float32(0.5), np.float32(0))
+        i0 = np.minimum(src.astype(np.int64), n_in - 1)
+        i1 = np.minimum(i0 + 1, n_in - 1)
+        return cls(i0, i1, (src - i0.astype(np.float32)).astype(np.float32))
+
+    def shifted(self, offset: int) -> Taps:
+        return Taps(self.i0 - offset, self.i1 - offset, self.lam)
+
+
+def lerp(x: torch.Tensor, taps: Taps, dim: int) -> torch.Tensor:
+    """Resample ``x`` along ``dim`` with ``taps`` (three separate IEEE operations per element)."""
+    a = x.index_select(dim, torch.from_numpy(taps.i0))
+    b = x.index_select(dim, torch.from_numpy(taps.i1))
+    shape = [1] * x.ndim
+    shape[dim] = len(taps.lam)
+    return a + (b - a) * torch.from_numpy(taps.lam).reshape(shape)
+
+
+def crop_batches(pixels, boxes: Sequence[Box], batch: int):
+    """Yield ``(index_of_first, (B, 3, h, w) tensor)``; ``pixels.crop(box)`` gives one window."""
     for start in range(0, len(boxes), batch):
         chunk = boxes[start : start + batch]
-        yield start, torch.stack([pixels[:, b.y0 : b.y1, b.x0 : b.x1] for b in chunk])
+        yield start, torch.stack([pixels.crop(b) for b in chunk])
 
 
-def merge_logits(
-    features: torch.Tensor,
-    text: torch.Tensor,
-    boxes: Sequence[Box],
-    size: tuple[int, int],
-    batch: int = 16,
-) -> torch.Tensor:
-    """Mean over windows of upsampled cosine logits: ``(Q, h, w)`` float32 at inference size.
-
-    ``features`` is ``(n, gh, gw, D)`` normalised patch features, ``text`` ``(Q, D)`` normalised.
-    """
-    q = text.shape[0]
-    canvas = torch.zeros(q, *size, dtype=torch.float32)
-    count = torch.zeros(1, *size, dtype=torch.float32)
+def window_logits(features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """Cosine logits ``(B, Q, gh, gw)`` of normalised patch features ``(B, gh, gw, D)`` against
+    normalised text ``(Q, D)``, one window at a time (a window's logits never depend on its batch)."""
     text = text.to(torch.float32)
-    for start in range(0, len(boxes), batch):
-        chunk = boxes[start : start + batch]
-        tokens = features[start : start + len(chunk)].to(torch.float32) @ text.T  # (B, gh, gw, Q)
-        b0 = chunk[0]
-        up = F.interpolate(
-            tokens.permute(0, 3, 1, 2), size=(b0.y1 - b0.y0, b0.x1 - b0.x0), mode="bilinear", align_corners=False
-        )
-        for b, tile in zip(chunk, up, strict=True):
-            canvas[:, b.y0 : b.y1, b.x0 : b.x1] += tile
-            count[:, b.y0 : b.y1, b.x0 : b.x1] += 1
-    if bool((count == 0).any()):  # pragma: no cover - the grid rule covers every pixel
-        raise RuntimeError("window grid left pixels uncovered")
-    return canvas / count
+    return torch.stack([(f.to(torch.float32) @ text.T).permute(2, 0, 1) for f in features])
 
 
-def linear_taps(n_in: int, n_out: int, start: int = 0, stop: int | None = None):
-    """Source rows ``(i0, i1)`` and weight ``lam`` of PyTorch's 1-D bilinear resize
-    (align_corners=False) for outputs ``[start, stop)``: ``out = lerp(x[i0], x[i1], lam)``."""
-    stop = n_out if stop is None else stop
-    dst = torch.arange(start, stop, dtype=torch.float64)
-    src = ((dst + 0.5) * (n_in / n_out) - 0.5).clamp(min=0)
-    i0 = src.floor().long().clamp(max=n_in - 1)
-    i1 = (i0 + 1).clamp(max=n_in - 1)
-    return i0, i1, (src - i0).to(torch.float32)
+class Merge:
+    """The merged logits of one image, evaluated on demand at any image rows x columns.
 
-
-def resize_rows(canvas: torch.Tensor, out_size: tuple[int, int], row0: int, row1: int) -> torch.Tensor:
-    """Rows ``[row0, row1)`` of ``F.interpolate(canvas, out_size, 'bilinear')``, computed alone.
-
-    Rows are two-tap blends of canvas rows (the canvas is small); columns go through PyTorch's own
-    kernel with the height unchanged, which maps them exactly as the full resize does. Lets the
-    full-resolution logits be produced strip by strip, so ``(Q, H, W)`` never exists.
+    ``logits`` are the per-window token logits ``(n, Q, gh, gw)`` of the ``boxes`` (row-major grid
+    at inference size ``inference``); ``image`` is the output size.
     """
-    _, h, w = canvas.shape
-    big_h, big_w = out_size
-    if h == big_h:
-        rows = canvas[:, row0:row1]
-    else:
-        i0, i1, lam = linear_taps(h, big_h, row0, row1)
-        rows = torch.lerp(canvas[:, i0], canvas[:, i1], lam[None, :, None])
-    if w == big_w:
-        return rows
-    return F.interpolate(rows[None], size=(rows.shape[1], big_w), mode="bilinear", align_corners=False)[0]
+
+    def __init__(self, logits: torch.Tensor, boxes: Sequence[Box], inference: tuple[int, int], image: tuple[int, int]):
+        self.logits, self.boxes = logits, list(boxes)
+        self.inference, self.image = tuple(inference), tuple(image)
+        self.rows = sorted({(b.y0, b.y1) for b in self.boxes})
+        self.cols = sorted({(b.x0, b.x1) for b in self.boxes})
+
+    @property
+    def n_queries(self) -> int:
+        return int(self.logits.shape[1])
+
+    def at(self, rows: np.ndarray, cols: np.ndarray) -> torch.Tensor:
+        """Logits ``(Q, len(rows), len(cols))`` at image rows x cols (sorted, ascending)."""
+        (h, w), (H, W) = self.inference, self.image
+        rt, ct = Taps.of(h, H, rows), Taps.of(w, W, cols)
+        u = np.unique(np.concatenate([rt.i0, rt.i1]))
+        v = np.unique(np.concatenate([ct.i0, ct.i1]))
+        canvas = self._canvas(u, v)
+        if (h, w) == (H, W):
+            return canvas
+        rt = Taps(np.searchsorted(u, rt.i0), np.searchsorted(u, rt.i1), rt.lam)
+        ct = Taps(np.searchsorted(v, ct.i0), np.searchsorted(v, ct.i1), ct.lam)
+        return lerp(lerp(canvas, rt, 1), ct, 2)
+
+    def _canvas(self, u: np.ndarray, v: np.ndarray) -> torch.Tensor:
+        """The mean of upsampled window logits at inference-size rows ``u`` x cols ``v``."""
+        q = self.n_queries
+        acc = torch.zeros(q, len(u), len(v))
+        count = torch.zeros(1, len(u), len(v))
+        gh, gw = self.logits.shape[-2:]
+        n_cols = len(self.cols)
+        for ri, (y0, y1) in enumerate(self.rows):
+            a, b = np.searchsorted(u, y0), np.searchsorted(u, y1)
+            if a == b:
+                continue
+            rtaps = Taps.of(gh, y1 - y0, u[a:b] - y0)
+            for ci, (x0, x1) in enumerate(self.cols):
+                c, d = np.searchsorted(v, x0), np.searchsorted(v, x1)
+                if c == d:
+                    continue
+                tile = lerp(lerp(self.logits[ri * n_cols + ci], rtaps, 1), Taps.of(gw, x1 - x0, v[c:d] - x0), 2)
+                acc[:, a:b, c:d] += tile
+                count[:, a:b, c:d] += 1
+        if bool((count == 0).any()):  # pragma: no cover - the grid rule covers every pixel
+            raise RuntimeError("window grid left pixels uncovered")
+        return acc / count

@@ -1,0 +1,68 @@
+"""Per-window image features, kept so a new vocabulary never runs the image encoder again.
+
+They stay in memory up to a budget; beyond it they are spilled to a temporary file on disk (float32,
+removed when the store is dropped), so re-scoring a gigapixel image stays possible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import weakref
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+MEMORY_BUDGET = 1 << 30  # features above 1 GB go to disk
+
+
+class FeatureStore:
+    """``n`` windows of ``(gh, gw, D)`` float32 features."""
+
+    def __init__(self, n: int, shape: tuple[int, int, int], budget: int = MEMORY_BUDGET,
+                 folder: str | os.PathLike | None = None) -> None:  # fmt: skip
+        self.n, self.shape = n, tuple(shape)
+        nbytes = 4 * n * int(np.prod(shape))
+        self.spilled = nbytes > budget
+        if self.spilled:
+            self.folder = tempfile.mkdtemp(prefix="napari-sclip-features-", dir=folder)
+            weakref.finalize(self, shutil.rmtree, self.folder, True)
+            self._data = np.lib.format.open_memmap(os.path.join(self.folder, "features.npy"), mode="w+",
+                                                   dtype=np.float32, shape=(n, *shape))  # fmt: skip
+        else:
+            self._data = torch.empty(n, *shape)
+
+    @property
+    def nbytes(self) -> int:
+        return 4 * self.n * int(np.prod(self.shape))
+
+    def put(self, start: int, features: torch.Tensor) -> None:
+        """Store the features of windows ``start ...``."""
+        end = start + len(features)
+        if self.spilled:
+            self._data[start:end] = features.numpy()
+        else:
+            self._data[start:end] = features
+
+    def get(self, start: int, stop: int) -> torch.Tensor:
+        if self.spilled:
+            return torch.from_numpy(np.array(self._data[start:stop]))
+        return self._data[start:stop]
+
+    def batches(self, batch: int) -> Iterator[tuple[int, torch.Tensor]]:
+        for start in range(0, self.n, batch):
+            yield start, self.get(start, min(start + batch, self.n))
+
+    def tensor(self) -> torch.Tensor:
+        """All features as one tensor (read from disk when spilled)."""
+        return self.get(0, self.n)
+
+    def close(self) -> None:
+        """Drop a spilled file now (it is also removed when the store is garbage collected)."""
+        if self.spilled:
+            self._data = None
+            with contextlib.suppress(OSError):
+                shutil.rmtree(self.folder)
