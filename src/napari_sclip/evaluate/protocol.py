@@ -91,6 +91,8 @@ def build(method: str | None, dataset: Dataset | None, explicit: dict[str, Any])
         settings["window"] = window
     if "short_side" in explicit:
         resize = None
+    elif resize is not None:
+        settings["short_side"] = None  # set per image from the resize rule
     known = {f.name for f in fields(RunOptions)}
     missing = sorted(set(settings) - known)
     if missing:
