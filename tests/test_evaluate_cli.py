@@ -159,6 +159,21 @@ def test_refusals(folders, tmp_path, capsys):
     assert not (tmp_path / "a.json").exists()
 
 
+def test_a_partial_benchmark_is_planned_with_its_published_settings_and_a_warning(tmp_path):
+    from napari_sclip.cli import build_parser
+    from napari_sclip.evaluate.command import plan
+
+    root = tmp_path / "VOC2012"
+    for folder in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (root / folder).mkdir(parents=True)
+    skio.imsave(root / "JPEGImages/a.jpg", np.zeros((8, 8, 3), np.uint8), check_contrast=False)
+    skio.imsave(root / "SegmentationClass/a.png", np.zeros((8, 8), np.uint8), check_contrast=False)
+    (root / "ImageSets/Segmentation/val.txt").write_text("a\n")
+    job = plan(build_parser().parse_args(["evaluate", "--dataset", "voc21", "--root", str(root)]))
+    assert job.task.protocol.options.logit_scale == 65 and len(job.task.pairs) == 1
+    assert any("has 1449 images, this one 1: the result is not comparable" in n for n in job.notes)
+
+
 def test_a_mode_this_version_lacks_is_named(tmp_path, capsys):
     from napari_sclip.attention import MODES
 

@@ -67,6 +67,7 @@ class Plan:
     pairing: Pairing
     work: Path | None
     json: Path | None
+    notes: tuple[str, ...] = ()
 
 
 def _explicit(args: argparse.Namespace) -> dict[str, Any]:
@@ -119,8 +120,13 @@ def plan(args: argparse.Namespace) -> Plan:
             raise ValueError(f"--json {args.json} is a folder; give a file name")
         args.json.parent.mkdir(parents=True, exist_ok=True)
         work = work or args.json.with_name(args.json.name.removesuffix(".json") + ".counts")
+    notes = [*pairing.unpaired_lines(), *proto.notes, *labels.notes]
+    expected = dataset.images_expected if dataset is not None else None
+    if expected and len(pairing.pairs) != expected:
+        notes.append(f"{dataset.name}'s evaluation set has {expected} images, this one {len(pairing.pairs)}: "
+                     "the result is not comparable with the published numbers")  # fmt: skip
     return Plan(Task(tuple(pairs), labels, rule, proto), _build(ModelChoice, args), data, dataset, pairing, work,
-                args.json)  # fmt: skip
+                args.json, tuple(notes))  # fmt: skip
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -168,7 +174,7 @@ def execute(job: Plan, quiet: bool = False) -> dict[str, Any] | int:
     from . import report
     from .store import Store
 
-    for line in [*job.pairing.unpaired_lines(), *job.task.protocol.notes, *job.task.labels.notes]:
+    for line in job.notes:
         print(f"napari-sclip: {line}", file=sys.stderr)
     model, code = load_checked(job.model, job.task.protocol.options)
     if model is None:
@@ -196,7 +202,7 @@ def execute(job: Plan, quiet: bool = False) -> dict[str, Any] | int:
         model={"name": model.name, "identity": model.identity, "dtype": str(model.dtype).removeprefix("torch."),
                "device": str(model.device), "window": model.window, "patch": model.patch_size},
         data={**job.data, **({"name": job.dataset.name} if job.dataset else {})},
-        vocabulary=task.labels.vocabulary.to_text(), published=published, notes=[*task.protocol.notes, *task.labels.notes],
+        vocabulary=task.labels.vocabulary.to_text(), published=published, notes=list(job.notes),
         store={"folder": str(store.folder) if store.folder else None, "key": store.key},
     )  # fmt: skip
 
