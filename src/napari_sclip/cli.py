@@ -1,4 +1,5 @@
-"""Command line: ``napari-sclip segment IMAGE... --classes "..." -o OUTDIR``.
+"""Command line: ``napari-sclip segment IMAGE... --classes "..." -o OUTDIR`` (and ``napari-sclip
+evaluate``, whose arguments and run live in :mod:`napari_sclip.evaluate.command`).
 
 The run and model arguments are generated from :mod:`napari_sclip.options`; every argument,
 the vocabulary, the inputs and the output folder are checked before the model loads.
@@ -66,13 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     seg = sub.add_parser("segment", help="segment images into the classes you name", description=OUTPUTS_HELP)
     seg.add_argument("images", nargs="+", type=Path, help="PNG, JPEG or TIFF files")
-    vocab = seg.add_mutually_exclusive_group(required=True)
-    vocab.add_argument("--classes", help="'nucleus; cytoplasm, cell body; debris' (';' or new lines between "
-                       "classes, ',' between synonyms; a '# background: ...' line adds background words)")  # fmt: skip
-    vocab.add_argument("--classes-file", type=Path, help="vocabulary file: one class per line, synonyms after "
-                       "commas, '# background: words' (as the widget saves them)")  # fmt: skip
-    seg.add_argument("--background", default=None, help="words that mean background (label 0), separated by ',' or ';'")
-    seg.add_argument("--paper-background", action="store_true", help="add the paper's 26 background words")
+    _add_vocabulary(seg, required=True)
     _add_fields(seg.add_argument_group("model"), ModelChoice)
     _add_fields(seg.add_argument_group("run options"), RunOptions)
     out = seg.add_argument_group("outputs")
@@ -83,7 +78,40 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("--overwrite", action="store_true", help="replace existing results of the same images")
     again.add_argument("--skip-existing", action="store_true", help="keep existing results, segment only the rest")
     seg.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    from .evaluate.command import add_parser
+
+    add_parser(sub)
     return parser
+
+
+def _add_vocabulary(parser: argparse.ArgumentParser, required: bool) -> None:
+    """--classes | --classes-file, --background, --paper-background."""
+    vocab = parser.add_mutually_exclusive_group(required=required)
+    vocab.add_argument("--classes", help="'nucleus; cytoplasm, cell body; debris' (';' or new lines between "
+                       "classes, ',' between synonyms; a '# background: ...' line adds background words)")  # fmt: skip
+    vocab.add_argument("--classes-file", type=Path, help="vocabulary file: one class per line, synonyms after "
+                       "commas, '# background: words' (as the widget saves them)")  # fmt: skip
+    parser.add_argument("--background", default=None, help="words that mean background (label 0), separated by ',' or ';'")
+    parser.add_argument("--paper-background", action="store_true", help="add the paper's 26 background words")
+
+
+def _background_words(args: argparse.Namespace) -> list[str]:
+    from .vocabulary import PAPER_BACKGROUND
+
+    background = list(PAPER_BACKGROUND) if args.paper_background else []
+    if args.background:
+        background.append(args.background)
+    return background
+
+
+def _vocabulary(args: argparse.Namespace):
+    """The vocabulary of --classes or --classes-file with the background words of the arguments."""
+    from .vocabulary import Vocabulary
+
+    background = ";".join(_background_words(args)) or None
+    if args.classes is not None:
+        return Vocabulary.parse(args.classes, background)
+    return Vocabulary.from_file(args.classes_file, background)
 
 
 @dataclass(frozen=True)
@@ -100,15 +128,7 @@ class Job:
 def plan(args: argparse.Namespace) -> Job:
     """Check everything that can be checked without the model; raise ValueError / OSError with a
     message for the user (exit 2)."""
-    from .vocabulary import PAPER_BACKGROUND, Vocabulary
-
-    background = list(PAPER_BACKGROUND) if args.paper_background else []
-    if args.background:
-        background.append(args.background)
-    if args.classes is not None:
-        vocab = Vocabulary.parse(args.classes, ";".join(background) or None)
-    else:
-        vocab = Vocabulary.from_file(args.classes_file, ";".join(background) or None)
+    vocab = _vocabulary(args)
     model, options = _build(ModelChoice, args), _build(RunOptions, args)
     missing = [str(p) for p in args.images if not p.is_file()]
     if missing:
@@ -191,29 +211,47 @@ def segment_file(path: Path, labels_path: Path, job: Job, model, *, probabilitie
     )  # fmt: skip
 
 
-def run_segment(args: argparse.Namespace) -> int:
+def load_checked(choice: ModelChoice, options: RunOptions):
+    """``(model, 0)``, or ``(None, exit code)`` with the reason printed: the model cannot be
+    loaded, or the window options do not fit it (checked before any image work)."""
     from .errors import CheckpointError, SclipError
 
     try:
-        job = plan(args)
+        model = choice.load()
+    except (SclipError, ValueError) as exc:
+        kind = "checkpoint" if isinstance(exc, CheckpointError) else "model"
+        print(f"napari-sclip: cannot load the {kind}: {exc}", file=sys.stderr)
+        return None, EXIT_MODEL
+    try:  # the window and stride defaults come from the model
+        options.resolve(model.window, model.patch_size)
+    except ValueError as exc:
+        print(f"napari-sclip: {exc}", file=sys.stderr)
+        return None, EXIT_USAGE
+    return model, EXIT_OK
+
+
+def planned(make_plan, args: argparse.Namespace):
+    """``make_plan(args)``, or None with the reason printed (bad arguments, vocabulary or files)."""
+    try:
+        return make_plan(args)
     except (ValueError, OSError) as exc:
         print(f"napari-sclip: {exc}", file=sys.stderr)
+        return None
+
+
+def run_segment(args: argparse.Namespace) -> int:
+    from .errors import SclipError
+
+    job = planned(plan, args)
+    if job is None:
         return EXIT_USAGE
     for path in job.skipped:
         print(f"napari-sclip: {path}: kept the existing result (--skip-existing)", file=sys.stderr)
     if not job.work:
         return EXIT_OK
-    try:
-        model = job.model.load()
-    except (SclipError, ValueError) as exc:
-        kind = "checkpoint" if isinstance(exc, CheckpointError) else "model"
-        print(f"napari-sclip: cannot load the {kind}: {exc}", file=sys.stderr)
-        return EXIT_MODEL
-    try:  # the window and stride defaults come from the model: check them before any image work
-        job.options.resolve(model.window, model.patch_size)
-    except ValueError as exc:
-        print(f"napari-sclip: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    model, code = load_checked(job.model, job.options)
+    if model is None:
+        return code
     status = EXIT_OK
     for path, labels_path in job.work:
         try:
@@ -238,6 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "segment":
             return run_segment(args)
+        if args.command == "evaluate":
+            from .evaluate.command import run_evaluate
+
+            return run_evaluate(args)
     except KeyboardInterrupt:
         print("\nnapari-sclip: interrupted; files already complete were kept, none is partial", file=sys.stderr)
         return EXIT_INTERRUPTED
