@@ -105,15 +105,45 @@ class Segmentation:
         return self.all_probabilities[0] if self.vocabulary.background else None
 
     # ------------------------------------------------------------------ decisions
-    def _label_block(self, rows: slice, cols: slice, step: int = 1) -> np.ndarray:
+    @property
+    def label_dtype(self) -> np.dtype:
+        return label_dtype(len(self.class_names))
+
+    def labels_block(self, rows: slice, cols: slice, step: int = 1) -> np.ndarray:
+        """Labels of a block of pyramid level ``step`` (rows x cols in that level's pixels)."""
         best, best_p = self.scorer.block(rows, cols, step).decide(self.suppressed | self.small)
         return apply_threshold(best.numpy(), best_p.numpy(), self.options.threshold, len(self.class_names))
+
+    def outputs(self, rows: slice, cols: slice, probabilities: bool = False):
+        """``(labels, confidence, class probabilities or None)`` of a full-resolution block: the
+        confidence is the probability of each pixel's label (background words' for label 0)."""
+        scores = self.scorer.block(rows, cols)
+        best, best_p = scores.decide(self.suppressed | self.small)
+        labels = apply_threshold(best.numpy(), best_p.numpy(), self.options.threshold, len(self.class_names))
+        probs = scores.probabilities().numpy()
+        confidence = np.take_along_axis(probs, labels[None].astype(np.intp), 0)[0]
+        return labels, confidence, probs[1:] if probabilities else None
+
+    def band(self, rows: slice) -> tuple[np.ndarray, Tally]:
+        """Labels of a full-width band of rows, and their tally (block by block along the band)."""
+        n = len(self.class_names)
+        channels = np.arange(n + 1)
+        if not self.vocabulary.background:
+            channels[0] = -1
+        parts, tally = [], Tally.of(np.zeros(0, np.uint8), n_labels=n + 1)
+        W = self.image_shape[1]
+        for c0 in range(0, W, self.scorer.side):
+            cols = slice(c0, min(c0 + self.scorer.side, W))
+            labels, confidence, _ = self.outputs(rows, cols)
+            parts.append(labels)
+            tally += Tally.of(labels, confidence[None], np.where(channels >= 0, 0, -1), n + 1)
+        return np.concatenate(parts, axis=1), tally
 
     def labels_level(self, step: int):
         """Labels of pyramid level ``step`` (every ``step``-th pixel), computed on demand (dask)."""
         H, W = self.image_shape
         return block_array((-(-H // step), -(-W // step)), self.scorer.side,
-                           lambda r, c: self._label_block(r, c, step), label_dtype(len(self.class_names)))  # fmt: skip
+                           lambda r, c: self.labels_block(r, c, step), self.label_dtype)  # fmt: skip
 
     def _decide(self) -> Segmentation:
         """Fill ``small`` and ``labels`` from the options, ``suppressed`` and the cached maps."""
@@ -209,7 +239,7 @@ class Segmentation:
             channels[0] = -1
         total = Tally.of(np.zeros(0, np.uint8), n_labels=n + 1)
         for rows, cols in self.scorer.blocks():
-            labels = self._label_block(rows, cols) if self.lazy else self.labels[rows, cols]
+            labels = self.labels_block(rows, cols) if self.lazy else self.labels[rows, cols]
             total += Tally.of(labels, self.scorer.block(rows, cols).probabilities().numpy(), channels, n + 1)
         return total
 
@@ -217,16 +247,20 @@ class Segmentation:
         """Per label (0 = background): name, synonyms, pixel count, area fraction, mean probability."""
         return self.tally().table(self.class_names, self.vocabulary.classes, self.vocabulary.background)
 
-    def save(self, path: str | os.PathLike, *, probabilities: bool = False, overlay=None) -> list[Path]:
-        """Write the labels at ``path`` with the class table beside it, and optionally the
-        probabilities and an overlay PNG on ``overlay`` (the image, 0..1 RGB); see
-        :func:`napari_sclip.io.write_result`."""
-        from .io import write_result
+    def save_steps(self, path: str | os.PathLike, *, probabilities: bool = False, overlay=None) -> Steps[list[Path]]:
+        """Generator form of :meth:`save` (progress per block)."""
+        from .save import save_steps
 
-        return write_result(
-            path, self.labels, self.class_table(), class_names=self.class_names,
-            probabilities=self.probabilities if probabilities else None, overlay=overlay,
-        )  # fmt: skip
+        return (yield from save_steps(self, path, probabilities=probabilities, overlay=overlay))
+
+    def save(self, path: str | os.PathLike, *, probabilities: bool = False, overlay=None,
+             progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> list[Path]:  # fmt: skip
+        """Write the result: ``*.tif`` for a labels TIFF (tiled, with a pyramid, for a lazy
+        result), ``*.zarr`` for OME-Zarr (labels pyramid with class names and colours, confidence
+        map, optional probabilities; resumable); the class table CSV beside it, and optionally the
+        probabilities and an overlay PNG of ``overlay`` (the image that was segmented). Every file
+        appears complete under its name or not at all. Returns the paths written."""
+        return drain(self.save_steps(path, probabilities=probabilities, overlay=overlay), progress, cancel)
 
     def attention_map(self, y: float, x: float, attention: str | None = None) -> np.ndarray:
         """Last-block attention of the patch under image pixel ``(y, x)`` (SCLIP Fig. 4), ``(H, W)``.
