@@ -178,3 +178,25 @@ def test_batch_killed_mid_image_resumes(tmp_path, checkpoint):
         np.testing.assert_array_equal(np.asarray(ome_zarr.read_layers(out / f"{name}.zarr")[1][0][0]), ref.labels)
         table = read_class_table(out / f"{name}_classes.csv")
         assert [r.pixels for r in table] == [int((ref.labels == k).sum()) for k in range(4)]
+
+
+def test_windows_of_one_image_on_a_cluster_equal_one_process(tmp_path, checkpoint):
+    """segment(client=...): the window groups run on two workers; the labels are the same."""
+    distributed = pytest.importorskip("distributed")
+    from napari_sclip import encode, load_model
+
+    model = load_model(None, checkpoint, device="cpu", precision="fp32")
+    img = picture(9, (300, 330))
+    local = segment(img, VOCAB, model=model, short_side=None, batch_size=4)
+    original = encode.WINDOWS_PER_TASK
+    encode.WINDOWS_PER_TASK = 40  # several tasks for this small image
+    try:
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                      dashboard_address="127.0.0.1:0") as cluster, distributed.Client(cluster) as client:  # fmt: skip
+            far = segment(img, VOCAB, model=model, short_side=None, batch_size=4, client=client)
+    finally:
+        encode.WINDOWS_PER_TASK = original
+    np.testing.assert_array_equal(far.labels, local.labels)
+    np.testing.assert_array_equal(far.probabilities, local.probabilities)
+    with pytest.raises(ValueError, match="computed on a cluster"):
+        far.rescore("tree; car")

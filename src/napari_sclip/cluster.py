@@ -55,6 +55,11 @@ def open_client(workers: int = 0, scheduler: str | None = None):
         cluster.close()
 
 
+def register_model(client, choice) -> None:
+    """Have every worker of ``client`` load the model ``choice`` once (kept by a worker plugin)."""
+    client.register_plugin(_plugin_class()(choice))
+
+
 def _task(path: str, output, vocabulary, options, probabilities: bool, overlay: bool):
     from distributed import get_worker
 
@@ -70,7 +75,7 @@ def run_files(client, work, vocabulary, options, choice, *, probabilities: bool 
     the exception)`` as images finish."""
     from distributed import as_completed
 
-    client.register_plugin(_plugin_class()(choice))
+    register_model(client, choice)
     futures = {
         client.submit(_task, str(path), output, vocabulary, options, probabilities, overlay, pure=False): path
         for path, output in work

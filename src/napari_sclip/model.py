@@ -84,6 +84,7 @@ class SclipModel:
     std: tuple[float, float, float] = CLIP_STD
     disk_cache: Path | None = None
     image_batches_run: int = 0
+    choice: object = field(default=None, repr=False)  # the ModelChoice it was loaded from, if any
     text: TextCache = field(init=False, repr=False)
     _positions: dict = field(default_factory=dict, init=False, repr=False)
 

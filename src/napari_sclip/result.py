@@ -54,7 +54,7 @@ class Segmentation:
     options: RunOptions
     boxes: list[Box] = field(repr=False)
     pixels: ModelInput = field(repr=False)
-    features: FeatureStore = field(repr=False)
+    features: FeatureStore | None = field(repr=False)
     scorer: Scorer = field(repr=False)
     maps: Maps | None = field(repr=False)
     labels: object = field(repr=False, default=None)
@@ -204,6 +204,9 @@ class Segmentation:
         """Generator form of :meth:`rescore`."""
         vocab = Vocabulary.parse(classes, background)
         options = self.options if logit_scale is None else RunOptions.build(self.options, logit_scale=logit_scale)
+        if self.features is None:
+            raise OptionsError("This result was computed on a cluster, which does not keep the image features: "
+                               "segment again to use a new vocabulary.")  # fmt: skip
         n_new = len(self.model.uncached(vocab.queries))
         merge_steps = 0 if self.lazy else len(list(self.scorer.blocks()))
         total = n_new + 1 + merge_steps

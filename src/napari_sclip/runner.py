@@ -52,8 +52,9 @@ ProgressFactory = Callable[[str], Callable[[int, int], None] | None]
 
 def segment_file(path: str | os.PathLike, output: Output, vocabulary: Vocabulary, options: RunOptions, model, *,
                  probabilities: bool = False, overlay: bool = True,
-                 progress: ProgressFactory = lambda name: None) -> FileResult:  # fmt: skip
-    """Segment every plane of one image file (read lazily when large) and write its results."""
+                 progress: ProgressFactory = lambda name: None, client=None) -> FileResult:  # fmt: skip
+    """Segment every plane of one image file (read lazily when large) and write its results;
+    with a dask ``client``, the windows of each plane are encoded on its workers."""
     from .segment import segment
 
     path = Path(path)
@@ -65,7 +66,7 @@ def segment_file(path: str | os.PathLike, output: Output, vocabulary: Vocabulary
     segs = []
     for plane in planes:
         name = path.name if plane.index is None else f"{path.name}[{','.join(map(str, plane.index))}]"
-        seg = segment(plane.image, vocabulary, model=model, options=options, progress=progress(name))
+        seg = segment(plane.image, vocabulary, model=model, options=options, progress=progress(name), client=client)
         if together:
             segs.append((plane, seg))
             continue

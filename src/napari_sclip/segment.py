@@ -13,9 +13,8 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-import torch
-
 from .budget import check_fits, eager_bytes, run_bytes, spill_bytes
+from .encode import encode_steps
 from .errors import InputImageError
 from .features import FeatureStore
 from .model import SclipModel
@@ -24,8 +23,8 @@ from .prepare import ModelInput, image_limits, inference_size
 from .result import Segmentation, decision_steps
 from .score import Scorer, block_size, block_starts
 from .source import ImageSource
-from .steps import CancelFn, Progress, ProgressFn, Steps, drain, relay
-from .tiling import Merge, axis_starts, crop_batches, window_grid, window_logits
+from .steps import CancelFn, ProgressFn, Steps, drain, relay
+from .tiling import Merge, axis_starts, window_grid
 from .vocabulary import ClassSpec, Vocabulary
 
 _default_model: SclipModel | None = None
@@ -53,6 +52,7 @@ def segment_steps(
     model: SclipModel | ModelChoice | None = None,
     options: RunOptions | None = None,
     lazy: bool | None = None,
+    client=None,
     **settings: Any,
 ) -> Steps[Segmentation]:
     """Generator form of :func:`segment`: yields :class:`Progress`, returns the Segmentation."""
@@ -88,15 +88,9 @@ def segment_steps(
     n_blocks = 0 if lazy else len(block_starts(H, side)) * len(block_starts(W, side))
     total = n_new + n_windows + n_blocks
     text = yield from relay(model.embed_steps(vocab.queries), extra=n_windows + n_blocks)
-    features = FeatureStore(n_windows, grid)
-    logits = []
-    for start, crops in crop_batches(pixels, boxes, opts.batch_size or model.default_batch):
-        feats = model.dense_features(crops, opts.attention)
-        features.put(start, feats)
-        logits.append(window_logits(feats, text))
-        yield Progress(n_new + start + len(crops), total, "image")
-    scorer = Scorer(Merge(torch.cat(logits), boxes, size, (H, W)), vocab.query_labels, len(vocab.classes),
-                    opts.logit_scale)  # fmt: skip
+    features = None if client is not None else FeatureStore(n_windows, grid)
+    logits = yield from encode_steps(model, pixels, boxes, opts, text, features, n_new, total, client)
+    scorer = Scorer(Merge(logits, boxes, size, (H, W)), vocab.query_labels, len(vocab.classes), opts.logit_scale)
     base = Segmentation(
         model=model, vocabulary=vocab, image_shape=(H, W), options=opts, boxes=boxes, pixels=pixels,
         features=features, scorer=scorer, maps=None,
@@ -112,6 +106,7 @@ def segment(
     model: SclipModel | ModelChoice | None = None,
     options: RunOptions | None = None,
     lazy: bool | None = None,
+    client=None,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
     **settings: Any,
@@ -125,12 +120,14 @@ def segment(
     (:class:`~napari_sclip.RunOptions`: ``attention``, ``short_side``, ``window``, ``stride``,
     ``contrast_limits``, ``logit_scale``, ``threshold``, ``area_threshold``, ``batch_size``) are
     given as keywords, or as ``options=`` with keywords overriding it. ``lazy``: results as dask
-    arrays computed on demand (default: for lazy inputs and results over 1 GB). ``progress(done,
-    total)`` is called between batches; ``cancel()`` returning True raises
+    arrays computed on demand (default: for lazy inputs and results over 1 GB). ``client``: a
+    ``dask.distributed.Client`` whose workers run the image encoder on groups of windows (each loads
+    the model once; the image must be picklable: numpy, or dask / zarr arrays on a shared disk).
+    ``progress(done, total)`` is called between batches; ``cancel()`` returning True raises
     :class:`~napari_sclip.errors.Cancelled` at the next batch.
     """
     steps = segment_steps(image, classes, background=background, model=model, options=options, lazy=lazy,
-                          **settings)  # fmt: skip
+                          client=client, **settings)  # fmt: skip
     return drain(steps, progress, cancel)
 
 

@@ -163,6 +163,12 @@ def load_model(
         raise ValueError("Give a model name, a pretrained tag or a checkpoint file.")
     mean = tuple(getattr(clip.visual, "image_mean", None) or CLIP_MEAN)
     std = tuple(getattr(clip.visual, "image_std", None) or CLIP_STD)
+    from .options import ModelChoice
+
+    is_file = file is not None and file.is_file()
+    choice = ModelChoice(name=name if not is_file or name else None, pretrained=str(pretrained) if not is_file else "openai",
+                         checkpoint=str(file) if is_file else None, device=device, precision=precision,
+                         cache_dir=str(cache_dir) if cache_dir is not None else None)  # fmt: skip
     return SclipModel(
         clip=clip,
         tokenizer=tokenizer_for(clip, name if name and not Path(str(name)).exists() else None),
@@ -173,4 +179,5 @@ def load_model(
         mean=mean,
         std=std,
         disk_cache=cache / "text",
+        choice=choice,
     )

@@ -81,7 +81,13 @@ def run(args: argparse.Namespace) -> int:
         from ..cluster import open_client, run_files
 
         with open_client(args.workers, args.scheduler) as client:
-            stream = run_files(client, job.work, job.vocabulary, job.options, job.model, **flags)
+            if len(job.work) < max(2, len(client.scheduler_info()["workers"])):  # few images: spread their windows
+                model, code = load_checked(job.model, job.options)
+                if model is None:
+                    return code
+                stream = _local(job, model, args.quiet, flags, client)
+            else:  # many images: one image per task
+                stream = run_files(client, job.work, job.vocabulary, job.options, job.model, **flags)
             results, failed = _collect(stream, len(job.work), args.quiet)
     elif job.work:
         model, code = load_checked(job.model, job.options)
@@ -95,13 +101,14 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_IMAGE if failed else EXIT_OK
 
 
-def _local(job, model, quiet: bool, flags):
+def _local(job, model, quiet: bool, flags, client=None):
     from ..errors import SclipError
     from ..runner import segment_file
 
     for path, output in job.work:
         try:
-            yield path, segment_file(path, output, job.vocabulary, job.options, model, progress=progress_bars(True), **flags)
+            yield path, segment_file(path, output, job.vocabulary, job.options, model, progress=progress_bars(True),
+                                     client=client, **flags)  # fmt: skip
         except (SclipError, ValueError, OSError) as exc:
             yield path, exc
 

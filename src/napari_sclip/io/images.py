@@ -46,6 +46,40 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise InputImageError(f"Could not read {path.name} as an image ({type(exc).__name__}: {exc}).") from None
 
 
+class TiffLevel:
+    """One level of a TIFF read through ``tifffile.imread(path, aszarr=True)``, opened on first use
+    and pickled by path (tifffile's stores cannot travel to cluster workers)."""
+
+    def __init__(self, path: str, level: int, shape: tuple[int, ...], dtype) -> None:
+        self.path, self.level, self.shape, self.dtype = str(path), level, tuple(shape), np.dtype(dtype)
+        self.ndim, self._array = len(self.shape), None
+
+    def __getitem__(self, key):
+        if self._array is None:
+            import tifffile
+            import zarr
+
+            self._array = zarr.open(tifffile.imread(self.path, aszarr=True, level=self.level), mode="r")
+        return self._array[key]
+
+    def __reduce__(self):
+        return TiffLevel, (self.path, self.level, self.shape, self.dtype)
+
+
+def _tiff_levels(path: Path) -> list:
+    """dask arrays of every level of a TIFF's first series (chunks of whole tiles, 1024 px or more)."""
+    import dask.array as da
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        shapes = [(lv.shape, lv.dtype) for lv in tif.series[0].levels]
+    levels = []
+    for i, (shape, dtype) in enumerate(shapes):
+        chunks = tuple(min(n, 1024) for n in shape[:2]) + tuple(shape[2:])
+        levels.append(da.from_array(TiffLevel(str(path), i, shape, dtype), chunks=(*chunks[:2], *shape[2:])[: len(shape)]))
+    return levels
+
+
 def _levels(group_or_array) -> list:
     """dask arrays of a zarr array or multiscale group, largest first."""
     import dask.array as da
@@ -93,11 +127,9 @@ def open_image(path: str | os.PathLike) -> list[Plane]:
         image = read_image(path)
         return _split(image, None if image.ndim <= 3 else "")
     try:
-        import tifffile
         import zarr
 
-        store = tifffile.imread(path, aszarr=True) if lazy_tiff else str(path)
-        levels = _levels(zarr.open(store, mode="r"))
+        levels = _tiff_levels(path) if lazy_tiff else _levels(zarr.open(str(path), mode="r"))
         axes = _axes(path, levels)
     except InputImageError:
         raise
