@@ -124,3 +124,25 @@ def test_narrow_image_in_bf16_matches_fp32():
         results[precision] = segment(scene.image, scene.class_names, model=model, short_side=None, window=64, stride=32)
     assert np.isfinite(results["bf16"].probabilities).all()
     assert (results["bf16"].labels == results["fp32"].labels).mean() > 0.95
+
+
+@pytest.mark.parametrize("size", [(300, 420), (111, 155), (517, 723)])
+def test_model_input_per_window_equals_the_whole_resized_image(big_image, size):
+    """A window computed alone from the source equals the same window of the whole resized image
+    (bit for bit), which equals the official pipeline's F.interpolate (to float rounding)."""
+    import torch
+    import torch.nn.functional as F
+
+    from napari_sclip.prepare import to_unit_range
+    from napari_sclip.tiling import window_grid
+
+    source = ImageSource.of(big_image)
+    mean, std = (0.48, 0.45, 0.40), (0.26, 0.26, 0.27)
+    whole = ModelInput(source, size, (0.0, 255.0), mean, std)
+    alone = ModelInput(source, size, (0.0, 255.0), mean, std, budget=0)
+    for box in window_grid(*size, 64, 48):
+        torch.testing.assert_close(alone.crop(box), whole.crop(box), atol=0, rtol=0)
+    unit = torch.from_numpy(to_unit_range(big_image, (0, 255))).permute(2, 0, 1)[None]
+    ref = F.interpolate(unit, size=size, mode="bilinear", align_corners=False)[0]
+    ref = (ref - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
+    torch.testing.assert_close(whole.full, ref, atol=2e-5, rtol=0)
