@@ -145,4 +145,4 @@ def test_model_input_per_window_equals_the_whole_resized_image(big_image, size):
     unit = torch.from_numpy(to_unit_range(big_image, (0, 255))).permute(2, 0, 1)[None]
     ref = F.interpolate(unit, size=size, mode="bilinear", align_corners=False)[0]
     ref = (ref - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
-    torch.testing.assert_close(whole.full, ref, atol=2e-5, rtol=0)
+    torch.testing.assert_close(whole.full, ref, atol=1e-4, rtol=0)  # normalised values: 1e-5 of the 0..1 range
