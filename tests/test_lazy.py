@@ -4,6 +4,7 @@ computed block by block on demand, identical to the in-memory path."""
 from __future__ import annotations
 
 import dask.array as da
+import torch
 import numpy as np
 import pytest
 
@@ -61,8 +62,8 @@ def test_lazy_region_computes_only_its_blocks(tiny_model, big_image, monkeypatch
     seg = segment(big_image, VOCAB, model=tiny_model, short_side=None, lazy=True)
     assert seg.scorer.side == 256 and seg.labels.numblocks == (2, 2)
     calls = []
-    original = seg.scorer.block
-    monkeypatch.setattr(seg.scorer, "block", lambda *a, **k: calls.append(a) or original(*a, **k))
+    original = seg.scorer.best_classes
+    monkeypatch.setattr(seg.scorer, "best_classes", lambda *a, **k: calls.append(a) or original(*a, **k))
     region = np.asarray(seg.labels[10:20, 300:310])
     assert len(calls) == 1 and calls[0][0] == slice(0, 256) and calls[0][1] == slice(256, 420)
     full = np.asarray(seg.labels)
@@ -146,3 +147,25 @@ def test_model_input_per_window_equals_the_whole_resized_image(big_image, size):
     ref = F.interpolate(unit, size=size, mode="bilinear", align_corners=False)[0]
     ref = (ref - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
     torch.testing.assert_close(whole.full, ref, atol=1e-4, rtol=0)  # normalised values: 1e-5 of the 0..1 range
+
+
+@pytest.mark.parametrize("short_side,hidden", [(64, ()), (64, (2,)), (200, ()), (None, (1,))])
+def test_best_classes_shortcut_equals_full_interpolation(tiny_model, big_image, short_side, hidden):
+    """The decision made mostly at inference resolution equals interpolating every pixel."""
+    seg = segment(big_image, VOCAB, background=BG, model=tiny_model, short_side=short_side)
+    scorer = seg.scorer
+    for step in (1, 3):
+        rows, cols = slice(0, -(-300 // step)), slice(0, -(-420 // step))
+        full, _ = scorer.block(rows, cols, step).decide(frozenset(hidden))
+        fast = scorer.best_classes(rows, cols, step, frozenset(hidden))
+        assert torch.equal(fast, full)
+
+
+def test_labels_only_interpolate_near_class_boundaries(tiny_model, big_image, monkeypatch):
+    from napari_sclip import tiling
+
+    seen = []
+    original = tiling.Merge.at_points
+    monkeypatch.setattr(tiling.Merge, "at_points", staticmethod(lambda *a: seen.append(len(a[2])) or original(*a)))
+    seg = segment(big_image, VOCAB, model=tiny_model, short_side=64)
+    assert 0 < sum(seen) < 0.5 * big_image.shape[0] * big_image.shape[1]

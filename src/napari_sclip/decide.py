@@ -24,8 +24,9 @@ def small_classes(histogram: np.ndarray, n_classes: int, area_threshold: float |
     return frozenset(c for c in range(1, n_classes + 1) if areas[c] <= area_threshold * foreground)
 
 
-def apply_threshold(best: np.ndarray, best_p: np.ndarray, threshold: float, n_classes: int) -> np.ndarray:
-    """Labels: the best class, or 0 where its probability is below ``threshold``."""
+def apply_threshold(best: np.ndarray, best_p: np.ndarray | None, threshold: float, n_classes: int) -> np.ndarray:
+    """Labels: the best class, or 0 where its probability is below ``threshold`` (``best_p`` is only
+    read when the threshold is above 0)."""
     labels = best.astype(label_dtype(n_classes), copy=True)
     if threshold > 0:
         labels[best_p < threshold] = 0

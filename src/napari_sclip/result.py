@@ -31,12 +31,20 @@ from .tiling import Box, Merge, Taps, lerp, window_logits
 from .vocabulary import ClassSpec, Vocabulary
 
 
-@dataclass(frozen=True)
 class Maps:
-    """The unsuppressed decision at full resolution (in-memory results): best class and its probability."""
+    """The unsuppressed decision of an in-memory result at full resolution: the best class, and its
+    probability once something needs it (a threshold), computed then and kept."""
 
-    best: np.ndarray
-    best_p: np.ndarray
+    def __init__(self, best: np.ndarray) -> None:
+        self.best, self._best_p = best, None
+
+    def best_p(self, scorer: Scorer) -> np.ndarray:
+        if self._best_p is None:
+            out = np.empty(self.best.shape, np.float32)
+            for rows, cols in scorer.blocks():
+                out[rows, cols] = scorer.block(rows, cols).decide()[1].numpy()
+            self._best_p = out
+        return self._best_p
 
 
 @dataclass(eq=False)
@@ -111,8 +119,12 @@ class Segmentation:
 
     def labels_block(self, rows: slice, cols: slice, step: int = 1) -> np.ndarray:
         """Labels of a block of pyramid level ``step`` (rows x cols in that level's pixels)."""
-        best, best_p = self.scorer.block(rows, cols, step).decide(self.suppressed | self.small)
-        return apply_threshold(best.numpy(), best_p.numpy(), self.options.threshold, len(self.class_names))
+        hidden = self.suppressed | self.small
+        if self.options.threshold > 0:
+            best, best_p = self.scorer.block(rows, cols, step).decide(hidden)
+            return apply_threshold(best.numpy(), best_p.numpy(), self.options.threshold, len(self.class_names))
+        best = self.scorer.best_classes(rows, cols, step, hidden).numpy()
+        return apply_threshold(best, None, 0.0, len(self.class_names))
 
     def outputs(self, rows: slice, cols: slice, probabilities: bool = False):
         """``(labels, confidence, class probabilities or None)`` of a full-resolution block: the
@@ -153,33 +165,37 @@ class Segmentation:
             if self.options.area_threshold is not None:
                 hist = np.zeros(n + 1, np.int64)
                 for rows, cols in self.scorer.blocks():
-                    best, _ = self.scorer.block(rows, cols).decide(self.suppressed)
+                    best = self.scorer.best_classes(rows, cols, suppressed=self.suppressed)
                     hist += np.bincount(best.numpy().ravel(), minlength=n + 1)
                 small = small_classes(hist, n, self.options.area_threshold) - self.suppressed
             seg = replace(self, small=small)
             return replace(seg, labels=seg.labels_level(1))
-        best, best_p = self._suppress(self.suppressed)
+        need_p = self.options.threshold > 0
+        best, best_p = self._suppress(self.suppressed, need_p)
         small = small_classes(np.bincount(best.ravel(), minlength=n + 1), n, self.options.area_threshold)
         small -= self.suppressed
         if small:
-            best, best_p = self._suppress(self.suppressed | small)
+            best, best_p = self._suppress(self.suppressed | small, need_p)
         return replace(self, small=small, labels=apply_threshold(best, best_p, self.options.threshold, n))
 
-    def _suppress(self, hidden: frozenset[int]) -> tuple[np.ndarray, np.ndarray]:
-        """The cached decision with ``hidden`` classes excluded (their pixels rescored by block)."""
-        best, best_p = self.maps.best, self.maps.best_p
-        if not hidden:
+    def _suppress(self, hidden: frozenset[int], need_p: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """The cached decision with ``hidden`` classes excluded (their pixels rescored by block);
+        the probabilities only when ``need_p``."""
+        best = self.maps.best
+        best_p = self.maps.best_p(self.scorer) if need_p else None
+        hit = np.isin(best, sorted(hidden)) if hidden else None
+        if hit is None or not hit.any():
             return best, best_p
-        hit = np.isin(best, sorted(hidden))
-        if not hit.any():
-            return best, best_p
-        best, best_p = best.copy(), best_p.copy()
+        best, best_p = best.copy(), None if best_p is None else best_p.copy()
         for rows, cols in self.scorer.blocks():
             mask = hit[rows, cols]
             if mask.any():
-                b, p = self.scorer.block(rows, cols).decide(hidden)
+                if need_p:
+                    b, p = self.scorer.block(rows, cols).decide(hidden)
+                    best_p[rows, cols][mask] = p.numpy()[mask]
+                else:
+                    b = self.scorer.best_classes(rows, cols, suppressed=hidden)
                 best[rows, cols][mask] = b.numpy()[mask]
-                best_p[rows, cols][mask] = p.numpy()[mask]
         return best, best_p
 
     def relabel(
@@ -296,12 +312,10 @@ def decision_steps(base: Segmentation, lazy: bool, done: int, total: int) -> Ste
         return base._decide()
     H, W = base.image_shape
     best = np.empty((H, W), label_dtype(len(base.class_names)))
-    best_p = np.empty((H, W), np.float32)
     for i, (rows, cols) in enumerate(base.scorer.blocks()):
-        b, p = base.scorer.block(rows, cols).decide()
-        best[rows, cols], best_p[rows, cols] = b.numpy(), p.numpy()
+        best[rows, cols] = base.scorer.best_classes(rows, cols).numpy()
         yield Progress(done + i + 1, total, "merge")
-    return replace(base, maps=Maps(best, best_p))._decide()
+    return replace(base, maps=Maps(best))._decide()
 
 
 def _check_suppressed(sup: Iterable[int], n: int) -> frozenset[int]:
