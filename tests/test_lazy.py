@@ -4,9 +4,9 @@ computed block by block on demand, identical to the in-memory path."""
 from __future__ import annotations
 
 import dask.array as da
-import torch
 import numpy as np
 import pytest
+import torch
 
 from napari_sclip import segment
 from napari_sclip.prepare import ModelInput
@@ -167,5 +167,5 @@ def test_labels_only_interpolate_near_class_boundaries(tiny_model, big_image, mo
     seen = []
     original = tiling.Merge.at_points
     monkeypatch.setattr(tiling.Merge, "at_points", staticmethod(lambda *a: seen.append(len(a[2])) or original(*a)))
-    seg = segment(big_image, VOCAB, model=tiny_model, short_side=64)
+    segment(big_image, VOCAB, model=tiny_model, short_side=64)
     assert 0 < sum(seen) < 0.5 * big_image.shape[0] * big_image.shape[1]
