@@ -125,7 +125,11 @@ def open_image(path: str | os.PathLike) -> list[Plane]:
             raise InputImageError(f"Could not read {path.name} as a TIFF ({type(exc).__name__}: {exc}).") from None
     if not (lazy_tiff or is_zarr(path)):
         image = read_image(path)
-        return _split(image, None if image.ndim <= 3 else "")
+        if path.suffix.lower() in TIFF_SUFFIXES:  # channels first (CYX, CZYX...) go last
+            axes = _axes(path, [image])
+            if len(axes) == image.ndim and "C" in axes[:-1]:
+                image = np.moveaxis(image, axes.index("C"), -1)
+        return _split(image, None)
     try:
         import zarr
 
