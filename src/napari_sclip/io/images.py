@@ -99,7 +99,9 @@ def _axes(path: Path, levels: list) -> str:
 
         with tifffile.TiffFile(path) as tif:
             axes = tif.series[0].axes
-        return axes.replace("S", "C")
+        # interleaved samples (YXS) are colour; planar ones (SYX, e.g. tifffile's default for a
+        # (3, H, W) array) stay planes, as an explicit C axis (CYX) is moved last to be colour
+        return axes[:-1] + "C" if axes.endswith("S") else axes
     import zarr
 
     root = zarr.open(str(path), mode="r")
