@@ -17,8 +17,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .decide import apply_threshold, label_dtype, small_classes
-from .errors import InputImageError, OptionsError
+from .decide import (
+    Maps,
+    apply_threshold,
+    block_labels,
+    eager_labels,
+    label_dtype,
+    lazy_small_classes,
+)
+from .errors import OptionsError
 from .features import FeatureStore
 from .lazy import block_array
 from .model import SclipModel
@@ -27,24 +34,8 @@ from .prepare import ModelInput
 from .score import Scorer
 from .stats import ClassTable, Tally
 from .steps import CancelFn, Progress, ProgressFn, Steps, drain, relay
-from .tiling import Box, Merge, Taps, lerp, window_logits
+from .tiling import Box, Merge, window_logits
 from .vocabulary import ClassSpec, Vocabulary
-
-
-class Maps:
-    """The unsuppressed decision of an in-memory result at full resolution: the best class, and its
-    probability once something needs it (a threshold), computed then and kept."""
-
-    def __init__(self, best: np.ndarray) -> None:
-        self.best, self._best_p = best, None
-
-    def best_p(self, scorer: Scorer) -> np.ndarray:
-        if self._best_p is None:
-            out = np.empty(self.best.shape, np.float32)
-            for rows, cols in scorer.blocks():
-                out[rows, cols] = scorer.block(rows, cols).decide()[1].numpy()
-            self._best_p = out
-        return self._best_p
 
 
 @dataclass(eq=False)
@@ -119,12 +110,7 @@ class Segmentation:
 
     def labels_block(self, rows: slice, cols: slice, step: int = 1) -> np.ndarray:
         """Labels of a block of pyramid level ``step`` (rows x cols in that level's pixels)."""
-        hidden = self.suppressed | self.small
-        if self.options.threshold > 0:
-            best, best_p = self.scorer.block(rows, cols, step).decide(hidden)
-            return apply_threshold(best.numpy(), best_p.numpy(), self.options.threshold, len(self.class_names))
-        best = self.scorer.best_classes(rows, cols, step, hidden).numpy()
-        return apply_threshold(best, None, 0.0, len(self.class_names))
+        return block_labels(self.scorer, rows, cols, step, self.suppressed | self.small, self.options.threshold)
 
     def outputs(self, rows: slice, cols: slice, probabilities: bool = False):
         """``(labels, confidence, class probabilities or None)`` of a full-resolution block: the
@@ -159,44 +145,11 @@ class Segmentation:
 
     def _decide(self) -> Segmentation:
         """Fill ``small`` and ``labels`` from the options, ``suppressed`` and the cached maps."""
-        n = len(self.class_names)
         if self.lazy:
-            small = frozenset()
-            if self.options.area_threshold is not None:
-                hist = np.zeros(n + 1, np.int64)
-                for rows, cols in self.scorer.blocks():
-                    best = self.scorer.best_classes(rows, cols, suppressed=self.suppressed)
-                    hist += np.bincount(best.numpy().ravel(), minlength=n + 1)
-                small = small_classes(hist, n, self.options.area_threshold) - self.suppressed
-            seg = replace(self, small=small)
+            seg = replace(self, small=lazy_small_classes(self.scorer, self.suppressed, self.options.area_threshold))
             return replace(seg, labels=seg.labels_level(1))
-        need_p = self.options.threshold > 0
-        best, best_p = self._suppress(self.suppressed, need_p)
-        small = small_classes(np.bincount(best.ravel(), minlength=n + 1), n, self.options.area_threshold)
-        small -= self.suppressed
-        if small:
-            best, best_p = self._suppress(self.suppressed | small, need_p)
-        return replace(self, small=small, labels=apply_threshold(best, best_p, self.options.threshold, n))
-
-    def _suppress(self, hidden: frozenset[int], need_p: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """The cached decision with ``hidden`` classes excluded (their pixels rescored by block);
-        the probabilities only when ``need_p``."""
-        best = self.maps.best
-        best_p = self.maps.best_p(self.scorer) if need_p else None
-        hit = np.isin(best, sorted(hidden)) if hidden else None
-        if hit is None or not hit.any():
-            return best, best_p
-        best, best_p = best.copy(), None if best_p is None else best_p.copy()
-        for rows, cols in self.scorer.blocks():
-            mask = hit[rows, cols]
-            if mask.any():
-                if need_p:
-                    b, p = self.scorer.block(rows, cols).decide(hidden)
-                    best_p[rows, cols][mask] = p.numpy()[mask]
-                else:
-                    b = self.scorer.best_classes(rows, cols, suppressed=hidden)
-                best[rows, cols][mask] = b.numpy()[mask]
-        return best, best_p
+        labels, small = eager_labels(self.scorer, self.maps, self.suppressed, self.options)
+        return replace(self, small=small, labels=labels)
 
     def relabel(
         self,
@@ -282,27 +235,11 @@ class Segmentation:
         return drain(self.save_steps(path, probabilities=probabilities, overlay=overlay), progress, cancel)
 
     def attention_map(self, y: float, x: float, attention: str | None = None) -> np.ndarray:
-        """Last-block attention of the patch under image pixel ``(y, x)`` (SCLIP Fig. 4), ``(H, W)``.
+        """Last-block attention of the patch under image pixel ``(y, x)`` (SCLIP Fig. 4), ``(H, W)``:
+        see :func:`napari_sclip.probe.attention_map`."""
+        from .probe import attention_map
 
-        The window whose centre is nearest the point is used; attention to patches outside it is 0.
-        """
-        H, W = self.image_shape
-        if not (0 <= y < H and 0 <= x < W):
-            raise InputImageError(f"Point ({y:.0f}, {x:.0f}) is outside the image ({H} x {W}).")
-        h, w = self.inference_shape
-        yi, xi = min(int(y * h / H), h - 1), min(int(x * w / W), w - 1)
-        inside = [b for b in self.boxes if b.y0 <= yi < b.y1 and b.x0 <= xi < b.x1]
-        box = min(inside, key=lambda b: ((b.y0 + b.y1) / 2 - yi) ** 2 + ((b.x0 + b.x1) / 2 - xi) ** 2)
-        attn = self.model.patch_attention(self.pixels.crop(box)[None], attention or self.attention)[0]
-        patch = self.model.patch_size
-        gh, gw = (box.y1 - box.y0) // patch, (box.x1 - box.x0) // patch
-        row = min((yi - box.y0) // patch, gh - 1) * gw + min((xi - box.x0) // patch, gw - 1)
-        grid = attn[row].reshape(gh, gw)
-        canvas = torch.zeros(1, h, w)  # nearest-neighbour upsampling of the grid into its window
-        ys = np.minimum((np.arange(box.y1 - box.y0) * gh) // (box.y1 - box.y0), gh - 1)
-        xs = np.minimum((np.arange(box.x1 - box.x0) * gw) // (box.x1 - box.x0), gw - 1)
-        canvas[0, box.y0 : box.y1, box.x0 : box.x1] = grid[ys][:, xs]
-        return lerp(lerp(canvas, Taps.of(h, H, np.arange(H)), 1), Taps.of(w, W, np.arange(W)), 2)[0].numpy()
+        return attention_map(self, y, x, attention or self.attention)
 
 
 def decision_steps(base: Segmentation, lazy: bool, done: int, total: int) -> Steps[Segmentation]:
@@ -326,4 +263,4 @@ def _check_suppressed(sup: Iterable[int], n: int) -> frozenset[int]:
     return out
 
 
-__all__ = ["Maps", "Merge", "Segmentation", "decision_steps"]
+__all__ = ["Segmentation", "decision_steps"]
