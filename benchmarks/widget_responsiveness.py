@@ -153,9 +153,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import napari
-    from qtpy.QtWidgets import QApplication
-
     from napari_sclip._widget import SclipWidget
+    from qtpy.QtWidgets import QApplication
 
     model = build_model(args.model, args.precision)
     viewer = napari.Viewer(show=True)

@@ -37,9 +37,9 @@ def save_small(shot, path: Path, width: int) -> None:
 
 def main() -> None:
     import napari
+    from napari_sclip._widget import SclipWidget
     from qtpy.QtWidgets import QApplication
 
-    from napari_sclip._widget import SclipWidget
     from napari_sclip.testing import make_scene, tiny_clip_path
 
     OUT.mkdir(parents=True, exist_ok=True)

@@ -61,3 +61,30 @@ def rgb_image():
     yy, xx = np.mgrid[0:70, 0:90]
     img = np.stack([(xx * 2.8) % 256, (yy * 3.6) % 256, ((xx + yy) * 1.5) % 256], axis=-1)
     return (img + rng.normal(0, 5, img.shape)).clip(0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- the napari widget (Xvfb)
+@pytest.fixture
+def viewer(make_napari_viewer):
+    """A real viewer; the test fails if an exception reached napari's notification hook."""
+    from napari.utils.notifications import ErrorNotification, notification_manager
+
+    v = make_napari_viewer()
+    start = len(notification_manager.records)
+    yield v
+    errors = [r for r in notification_manager.records[start:] if isinstance(r, ErrorNotification)]
+    assert not errors, [str(e.message) for e in errors]
+
+
+@pytest.fixture
+def widget(viewer, qtbot, tiny_model):
+    """The widget as napari builds it from the manifest (napari hands it a public-API proxy)."""
+    from .widget_support import CLASSES, register_manifest
+
+    register_manifest()
+    _dock, w = viewer.window.add_plugin_dock_widget("napari-sclip", "Open-vocabulary segmentation")
+    w.set_model(tiny_model)
+    w.set_vocabulary(CLASSES, "")
+    w.set_options(short_side=64)
+    w.panels.results.edit_policy.value = "keep"
+    return w
