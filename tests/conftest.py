@@ -64,14 +64,28 @@ def rgb_image():
 
 
 # ---------------------------------------------------------------- the napari widget (Xvfb)
+@pytest.fixture(scope="session")
+def _one_viewer(qapp):
+    """One real viewer for the whole session (a viewer costs ~2 s to build and close)."""
+    import napari
+
+    v = napari.Viewer(show=False, show_welcome_screen=False)
+    yield v
+    v.close()
+
+
 @pytest.fixture
-def viewer(make_napari_viewer):
-    """A real viewer; the test fails if an exception reached napari's notification hook."""
+def viewer(_one_viewer, qtbot):
+    """The shared viewer, emptied after each test (docks, layers, size); the test fails if an
+    exception reached napari's notification hook."""
     from napari.utils.notifications import ErrorNotification, notification_manager
 
-    v = make_napari_viewer()
     start = len(notification_manager.records)
-    yield v
+    yield _one_viewer
+    _one_viewer.window.remove_dock_widget("all")
+    _one_viewer.layers.clear()
+    _one_viewer.window.resize(1200, 800)
+    qtbot.wait(10)
     errors = [r for r in notification_manager.records[start:] if isinstance(r, ErrorNotification)]
     assert not errors, [str(e.message) for e in errors]
 

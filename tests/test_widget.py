@@ -26,14 +26,15 @@ def test_run_makes_aligned_labels_and_scores(viewer, widget, qtbot, tiny_model, 
     img = viewer.add_image(rgb_image, rgb=True, name="photo", scale=(0.5, 2.0), translate=(3.0, -4.0), rotate=10)
     widget.set_image(img)
     assert widget.run() == "done"
-    labels, scores = viewer.layers["photo labels"], widget.scores_layer
-    assert widget.labels_layer is labels and scores in viewer.layers
-    assert labels.data.shape == rgb_image.shape[:2] and scores.data.shape == rgb_image.shape[:2]  # no class axis
+    labels = viewer.layers["photo labels"]
+    assert widget.labels_layer is labels and widget.scores_layer is None  # score maps: on demand
     ref = engine(rgb_image, tiny_model, contrast_limits=img.contrast_limits)
     np.testing.assert_array_equal(labels.data, ref.labels)
-    np.testing.assert_allclose(scores.data, ref.probabilities[0])  # one class at a time, the first
     widget.show_scores("green thing")
-    np.testing.assert_allclose(scores.data, ref.probabilities[1])
+    scores = widget.scores_layer
+    assert labels.data.shape == rgb_image.shape[:2] and scores.data.shape == rgb_image.shape[:2]  # no class axis
+    np.testing.assert_allclose(scores.data, ref.probabilities[1])  # one class at a time
+    assert np.shares_memory(scores.data, widget.session.cache[()].seg.probabilities)  # a view, not a copy
     assert scores.visible and viewer.layers.index(scores) > viewer.layers.index(labels)  # above the labels
     assert list(labels.features["class"]) == ["background", "red thing", "green thing", "blue thing"]
     ys, xs = np.nonzero(labels.data == 2)
@@ -141,8 +142,8 @@ def test_threshold_hiding_and_vocabulary_use_the_cache(viewer, widget, qtbot, ti
     layer_of = widget.session.memory.lut(rescored.class_names)  # layer numbers stay tied to names
     np.testing.assert_array_equal(widget.labels_layer.data, layer_of[rescored.labels])
     assert list(widget.labels_layer.features["class"]) == ["background", "red thing", "green thing", "blue thing", "sky"]
-    assert widget.scores_layer.metadata["class"] == "red thing"  # the shown class is still there
-    np.testing.assert_allclose(widget.scores_layer.data, rescored.probabilities[1])
+    widget.show_scores("sky")
+    np.testing.assert_allclose(widget.scores_layer.data, rescored.probabilities[2])
     # a new scale -> a real run
     widget.set_options(short_side=96)
     assert widget.run() == "done"
@@ -243,6 +244,7 @@ def test_stack_current_plane_and_all_planes(viewer, widget, qtbot, tiny_model):
     widget.set_image(img)
     viewer.dims.set_current_step(0, 1)
     assert widget.run() == "done"
+    widget.show_scores("red thing")
     labels, scores = widget.labels_layer, widget.scores_layer
     assert labels.data.shape == (3, 48, 64) and scores.data.shape == (3, 48, 64)
     ref1 = engine(stack[1], tiny_model, contrast_limits=(0, 4000))

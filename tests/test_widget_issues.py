@@ -45,6 +45,7 @@ def test_colour_from_switches_in_every_order_never_break(viewer, widget, qtbot, 
         assert finish(widget, qtbot, lambda i=i: widget.set_threshold(0.1 + 0.05 * i)) == "done"
         widget.update_legend(wait=True)
         assert widget.panels.results.legend.rows
+        widget.show_scores("cytoplasm")
         if i == 1:  # deleting the result layers does not break the next run of this mapping (i = 3)
             viewer.layers.remove(widget.labels_layer)
             viewer.layers.remove(widget.scores_layer)
@@ -187,11 +188,11 @@ def test_scores_layer_keeps_the_sliders_and_the_memory(viewer, widget, qtbot):
     a, _b = _timelapse(viewer)
     widget.set_image(a, planes="all")
     assert widget.run() == "done"
+    widget.panels.results.legend.activated.emit(2)  # a double-click on the second row
     scores, labels = widget.scores_layer, widget.labels_layer
     assert scores.ndim == labels.ndim == 3 and viewer.dims.ndim == 3
     viewer.dims.set_current_step(0, 2)  # a script moving through time
     assert viewer.dims.current_step[0] == 2 and viewer.dims.nsteps == (3, 48, 48)  # no class slider
-    widget.panels.results.legend.activated.emit(2)  # a double-click on the second row
     assert scores.visible and scores.metadata["class"] == "green thing" and labels.selected_label == 2
     assert viewer.layers.index(scores) > viewer.layers.index(labels)
     import dask.array as da

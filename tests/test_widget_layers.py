@@ -107,6 +107,10 @@ def test_colormap_and_features_come_from_the_palette():
         np.testing.assert_allclose(cmap.map(k), colour, atol=1e-6)
     table = layers.features_table(names)
     assert list(table["index"]) == [0, 1, 2, 3, 4] and list(table["class"]) == ["background", *names]
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    lab = rgb2lab(class_colours(names)[None, 1:, :3])[0]  # issue 8, item 11: no two near-identical
+    assert min(deltaE_ciede2000(lab[i], lab[j]) for i in range(4) for j in range(i + 1, 4)) > 20
 
 
 def test_edit_memory_lut_keeps_numbers_by_name_and_widens():

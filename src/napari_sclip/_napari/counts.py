@@ -54,12 +54,20 @@ def count_inputs(session: Session) -> list[CountInput]:
     return out
 
 
-def tally(inputs: Sequence[CountInput]) -> Tally | None:
-    """The planes' tallies added up (None without planes)."""
+#: Rows counted at once: short numpy calls, so a counting thread never holds the GIL for long.
+BAND_ROWS = 256
+
+
+def tally(inputs: Sequence[CountInput], band_rows: int | None = BAND_ROWS) -> Tally | None:
+    """The planes' tallies added up (None without planes). The legend counts row band by row band;
+    files count whole planes (``band_rows=None``), summing exactly as the engine's own table does."""
     total = None
     for item in inputs:
-        t = Tally.of(np.asarray(item.labels), item.probs, item.channels)
-        total = t if total is None else total + t
+        step = band_rows or item.labels.shape[0]
+        for r0 in range(0, item.labels.shape[0], step):
+            rows = slice(r0, r0 + step)
+            t = Tally.of(np.asarray(item.labels[rows]), item.probs[:, rows], item.channels)
+            total = t if total is None else total + t
     return total
 
 

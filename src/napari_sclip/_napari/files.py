@@ -22,7 +22,7 @@ def export(session: Session, path: str | os.PathLike, probabilities: bool = Fals
     if session.labels is None or session.memory is None or not session.cache:
         raise ValueError("Nothing to export yet: run a segmentation first.")
     labels = np.asarray(session.labels.data if data is None else data)
-    counted = counts.tally(counts.count_inputs(session))
+    counted = counts.tally(counts.count_inputs(session), band_rows=None)
     table = counts.class_table(session.memory.names, session.vocabulary(), counted)
     probs = _probabilities(session) if probabilities else None
     return io.write_result(path, labels, table, class_names=session.memory.names, probabilities=probs)

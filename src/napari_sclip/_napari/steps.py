@@ -58,12 +58,31 @@ class ModelRef:
     model: Any = None
 
 
-def warm_up() -> None:
-    """Import heavy modules in the worker thread, not on the UI thread when results arrive."""
-    block_triton_if_llvm_loaded()
-    import pandas  # noqa: F401  (napari's features tables)
+#: What building, showing and writing result layers imports: paid when the widget opens, in a
+#: worker thread, rather than when Run is pressed (napari's labels controls and visuals included).
+WARM_MODULES = (
+    "pandas", "dask.array", "skimage.color", "skimage.draw", "skimage.morphology", "tifffile",
+    "napari._qt.layer_controls.qt_labels_controls", "napari._vispy.layers.labels",
+    "napari._vispy.overlays.labels_polygon", "napari._vispy.overlays.labels_brush_stroke",
+)  # fmt: skip
 
-    from .. import segment  # noqa: F401  (torch, open_clip)
+
+def warm_up_layers() -> None:
+    """Import :data:`WARM_MODULES` (those that moved in another napari version are skipped)."""
+    from importlib import import_module
+
+    for name in WARM_MODULES:
+        try:
+            import_module(name)
+        except ImportError:
+            pass
+
+
+def warm_up() -> None:
+    """At the start of a job, in the worker thread: torch and open_clip."""
+    block_triton_if_llvm_loaded()
+    warm_up_layers()
+    from .. import segment  # noqa: F401
 
 
 def load_step(choice: ModelChoice, ref: ModelRef):

@@ -1,6 +1,8 @@
 """Writing results into a labels layer: only the pixels whose value changes, in row bands short
-enough for the event loop, as ONE undo step, keeping the user's edits. No Qt: the widget drives
-:func:`write_steps` one yield per event-loop turn."""
+enough for the event loop, as ONE undo step, keeping the user's edits, drawn once at the end (one
+texture upload and one repaint, not one per band). The first result into a layer made for it is
+written at once (there is nothing to undo to). No Qt: the widget drives :func:`write_steps` one
+yield per event-loop turn."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ import numpy as np
 from .edits import EditMemory
 from .source import Plane
 
-#: Pixels examined per band: one event-loop turn of a few tens of ms (then napari repaints).
-BAND_PIXELS = 1 << 20
+#: Pixels examined per band: when most of them change, ~20 ms of napari's ``data_setitem``.
+BAND_PIXELS = 1 << 18
 
 Region = tuple  # plane indices followed by a row slice: ``(t, slice(r0, r1))``
 
@@ -25,43 +27,57 @@ def bands(planes, height: int, width: int, pixels: int = BAND_PIXELS) -> Iterato
             yield (*plane, slice(r0, min(r0 + rows, height)))
 
 
-def write_band(layer, memory: EditMemory, region: Region, labels: np.ndarray) -> int:
-    """Write the plugin's ``labels`` (layer numbering) into ``region`` through ``data_setitem``
-    (undoable), keeping the user's pixels; returns how many pixels changed. ``memory.written``
-    takes the plugin's labels (its decision), so later writes tell user pixels apart."""
+def band_changes(layer, memory: EditMemory, region: Region, labels: np.ndarray) -> tuple | None:
+    """The pixels of ``region`` to write for the plugin's ``labels`` (layer numbering), keeping the
+    user's: ``(indices, values)``, or None when nothing changes. ``memory.written`` takes the
+    plugin's labels (its decision), so later writes tell user pixels apart."""
     current = np.asarray(layer.data[region])
     keep = memory.user_pixels(layer.data, region)
     target = np.where(keep, current, labels) if keep.any() else labels
     changed = target != current
+    memory.written[region] = labels
     coords = np.nonzero(changed)
     n = int(coords[0].size)
-    if n:
-        lead = [np.full(n, p, np.intp) for p in region[:-1]]
-        indices = (*lead, coords[0] + region[-1].start, *coords[1:])
-        layer.data_setitem(indices, target[changed])
-    memory.written[region] = labels
-    return n
+    if not n:
+        return None
+    lead = [np.full(n, p, np.intp) for p in region[:-1]]
+    return (*lead, coords[0] + region[-1].start, *coords[1:]), target[changed]
 
 
-def write_steps(layer, memory: EditMemory, planes: Mapping[Plane, np.ndarray]) -> Generator[None, None, int]:
+def write_steps(layer, memory: EditMemory, planes: Mapping[Plane, np.ndarray], fresh: bool = False
+                ) -> Generator[None, None, int]:  # fmt: skip
     """Write result planes (plane -> (H, W) labels in the layer's numbering) as one undo step,
-    yielding between turns; returns how many pixels changed. While it runs ``memory.writing`` is
-    set (its paint events are not user edits) and, over several turns, the layer is in pan/zoom
-    mode so that no brush stroke mixes into the update."""
+    yielding between turns; returns how many pixels changed through the undo history. While it
+    runs ``memory.writing`` is set (its paint events are not user edits) and, over several turns,
+    the layer is in pan/zoom mode so that no brush stroke mixes into the update. ``fresh``: the
+    layer was made empty for this result; if it is still empty, the planes are simply put in."""
+    if fresh and not np.asarray(layer.data).any():
+        for plane, labels in planes.items():
+            layer.data[plane] = labels
+            memory.written[plane] = labels
+        yield
+        layer.refresh()
+        return 0
     height, width = memory.written.shape[-2:]
     several = sum(p.size for p in planes.values()) > BAND_PIXELS
     mode = layer.mode
     if several:
         layer.mode = "pan_zoom"
     memory.writing = True
-    total = 0
+    total, held = 0, None
     try:
         with layer.block_history():
             for region in bands(planes, height, width):
-                n = write_band(layer, memory, region, planes[region[:-1]][region[-1]])
-                total += n
-                if several and n:  # a band that changed nothing needs no turn of its own
+                change = band_changes(layer, memory, region, planes[region[:-1]][region[-1]])
+                if change is None:
+                    continue
+                if held is not None:  # written, not drawn: the last write draws them all
+                    layer.data_setitem(*held, refresh=False)
+                held, total = change, total + change[1].size
+                if several:
                     yield
+            if held is not None:
+                layer.data_setitem(*held)
     finally:
         memory.writing = False
         if several and layer.mode == "pan_zoom":

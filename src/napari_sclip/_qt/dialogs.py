@@ -1,4 +1,5 @@
-"""The widget's dialogs: files to open and save, and the question a re-run over edits asks."""
+"""The widget's dialogs and messages: files to open and save, the question a re-run over edits
+asks, and napari notifications."""
 
 from __future__ import annotations
 
@@ -26,3 +27,11 @@ def ask_edit_policy(parent) -> str | None:
     box.addButton(QMessageBox.StandardButton.Cancel)
     box.exec()
     return {keep: "keep", new: "new", over: "overwrite"}.get(box.clickedButton())
+
+
+def notify(level: str, message: str) -> None:
+    """A napari notification: ``level`` is "info", "warning" or "error"."""
+    from napari.utils import notifications
+
+    {"info": notifications.show_info, "warning": notifications.show_warning,
+     "error": notifications.show_error}[level](message)  # fmt: skip

@@ -1,7 +1,8 @@
 """Applying a finished job to the layers, on the UI thread, in turns short enough for the event
 loop: the labels written in bands as one undo step (user edits kept), the cache and the undo mirror
-updated in the same turn, the score map pointed at the new probabilities in the next. Result
-layers are built empty when a run starts, so no result waits on napari's layer construction."""
+updated in the same turn, a shown score map pointed at the new probabilities in the next. The
+labels layer is built empty when the Run button is pressed, so no result waits on napari's layer
+construction; the score map layer is built when a class's map is first asked for."""
 
 from __future__ import annotations
 
@@ -30,13 +31,13 @@ class LayerWriter(QObject):
     def _later(self, fn: Callable[[], None]) -> None:
         QTimer.singleShot(0, lambda: None if self.closed else fn())
 
-    def prepare(self, job: Job) -> None:
-        """Before a run: the labels layer (now) and the score layer (next turn) if missing."""
-        session = job.session
-        if job.policy == "new" or not session.labels_alive(self.viewer.layers):
+    def prepare(self, job: Job) -> bool:
+        """Before a run: the labels layer, empty, if there is none (or a new one is asked for);
+        returns whether one was made."""
+        if job.policy == "new" or not job.session.labels_alive(self.viewer.layers):
             self._new_labels(job)
-        if session.scores is None or session.scores not in self.viewer.layers:
-            self._later(lambda: None if job.aborted else self._new_scores(job))
+            return True
+        return False
 
     def _new_labels(self, job: Job) -> None:
         session = job.session
@@ -51,12 +52,6 @@ class LayerWriter(QObject):
         job.created.append(session.labels)
         self.on_labels(session)
 
-    def _new_scores(self, job: Job) -> None:
-        session = job.session
-        session.scores = result_layers.make_scores(session)
-        self.viewer.add_layer(session.scores)
-        job.created.append(session.scores)
-
     def discard(self, job: Job) -> None:
         """A run that failed or was cancelled leaves no layers of its own behind, and the labels
         layer a "new layer" run set aside is the session's again."""
@@ -66,8 +61,6 @@ class LayerWriter(QObject):
                 self.viewer.layers.remove(layer)
             if session.labels is layer:
                 session.forget_labels()
-            if session.scores is layer:
-                session.scores = session.scores_class = None
         job.created.clear()
         if job.replaced is not None and job.replaced[0] in self.viewer.layers:
             session.labels, session.memory, session.history = job.replaced
@@ -85,7 +78,7 @@ class LayerWriter(QObject):
         result_layers.restyle_labels(session.labels, session.memory.names)
         before = session.snapshot(job.outcomes)
         planes = {plane: outcome.labels for plane, outcome in job.outcomes.items()}
-        self._steps = write_steps(session.labels, session.memory, planes)
+        self._steps = write_steps(session.labels, session.memory, planes, fresh=session.labels in job.created)
         self._turn(job, before, then)
 
     def _turn(self, job: Job, before: Snapshot, then: Callable[[], None]) -> None:

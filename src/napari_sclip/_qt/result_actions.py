@@ -24,10 +24,14 @@ class ResultActions:
         return session if session is not None and session.labels_alive(self.viewer.layers) else None
 
     def show_scores(self, name: str) -> None:
-        """The score map of class ``name``, visible, just above the labels (readable over them)."""
+        """The score map of class ``name``, visible, just above the labels (readable over them);
+        the layer is made the first time a map is asked for."""
         session = self.current()
-        if session is None or session.scores not in self.viewer.layers:
+        if session is None or not session.cache:
             return
+        if session.scores is None or session.scores not in self.viewer.layers:
+            session.scores = result_layers.make_scores(session)
+            self.viewer.add_layer(session.scores)
         result_layers.show_scores(session.scores, session, name)
         session.scores.visible = True
         layers = self.viewer.layers

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from qtpy.QtCore import QEventLoop, QObject, Signal
+from qtpy.QtCore import QEventLoop, QObject, QTimer, Signal
 
 from .._napari.jobs import STEP_WORDS, Job, JobProgress, Step, StepDone, call, drive
 from .._napari.session import Session, Sessions
@@ -27,6 +27,9 @@ from .run_bar import RunBar
 from .workers import Workers
 
 WEIGHTS = {"run": 1.0, "rescore": 0.3, "relabel": 0.02}
+#: The worker starts this long after a new labels layer is added: napari's first draw of a layer
+#: is slow, and much slower when the worker already keeps the CPU busy.
+FIRST_PAINT_MS = 120
 VERBS = {"run": "segmenting", "rescore": "re-scoring from cached features", "relabel": "relabelling"}
 
 
@@ -81,8 +84,14 @@ class Runs(QObject):
         steps = [Step("prepare", "starting", lambda: call(warm_up), weight=0.0)]
         if ref.model is None and "run" in plan.values():
             steps.append(Step("load", f"loading {choice.describe()}", load_step(choice, ref), weight=0.3))
-        self.writer.prepare(job)  # the result layers exist before the first result arrives
-        self._start(job, steps + self._plane_steps(job, plan, ref))
+        made = self.writer.prepare(job)  # the labels layer exists before the first result arrives
+        steps += self._plane_steps(job, plan, ref)
+        if made:  # napari draws a new layer once, slowly: let it, before the worker takes the CPU
+            self.job = job
+            self.bar.set_state("running")
+            QTimer.singleShot(FIRST_PAINT_MS, lambda: self._start(job, steps) if job is self.job and not job.aborted else None)
+        else:
+            self._start(job, steps)
 
     def run_and_wait(self) -> str:
         """:meth:`run`, then wait (the event loop turning) until the layers are updated; returns
@@ -185,8 +194,14 @@ class Runs(QObject):
 
     def cancel(self) -> None:
         """Stop the running job at its next window batch; the layers stay as they were."""
-        if self.job is not None and not self.job.writing and self._worker is not None:
-            self.job.aborted = True
+        job = self.job
+        if job is None or job.writing:
+            return
+        job.aborted = True
+        if self._worker is None:  # not started yet
+            self.writer.discard(job)
+            self._end("cancelled", "cancelled: nothing was changed")
+        else:
             self.bar.say("cancelling…")
             self._worker.quit()
 

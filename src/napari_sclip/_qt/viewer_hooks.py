@@ -3,6 +3,7 @@ made in one place so that closing the widget undoes every one of them."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from .._napari.layers import RESULT_TAG
@@ -55,3 +56,14 @@ class ViewerHooks:
             emitter.disconnect(callback)
         for key in list(self._watched):
             self._unwatch(key)
+
+
+def release_all(workers, writer, hooks: ViewerHooks, probe, tracker, sessions) -> None:
+    """Everything that ties a closing widget to the viewer, undone: workers stopped, viewer and
+    layer hooks off, the labels layers' own undo back (idempotent)."""
+    workers.stop_all()
+    writer.closed = True
+    hooks.release()
+    with contextlib.suppress(RuntimeError):
+        probe.set_enabled(False)
+    tracker.release(list(sessions))

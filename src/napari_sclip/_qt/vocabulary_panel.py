@@ -74,6 +74,14 @@ class VocabularyPanel:
         self.classes.setPlainText(classes)
         self.background.value = background
 
+    def set_classes(self, classes, background: str = "") -> None:
+        """Text in the file format (shown as typed, checked on Run), or a list of names / synonym
+        lists (checked now)."""
+        if isinstance(classes, str):
+            self.set_text(classes, background)
+        else:
+            self.set_vocabulary(Vocabulary.parse(classes, background or None))
+
     def _on_preset(self, name: str | None) -> None:
         if name:
             self.set_vocabulary(load_preset(name))

@@ -18,9 +18,10 @@ from .._napari import unwrap
 from .._napari.compat import block_triton_if_llvm_loaded
 from .._napari.history import PluginUpdate
 from .._napari.session import Session, Sessions
-from .._napari.steps import ModelSlot
-from ..vocabulary import Vocabulary, load_preset
+from .._napari.steps import ModelSlot, warm_up_layers
+from ..vocabulary import load_preset
 from . import dialogs, layout
+from .dialogs import notify
 from .edit_tracker import EditTracker
 from .inputs import Inputs
 from .layer_writer import LayerWriter
@@ -28,7 +29,7 @@ from .legend_presenter import LegendPresenter
 from .probe import Probe
 from .result_actions import ResultActions
 from .runs import Runs
-from .viewer_hooks import ViewerHooks
+from .viewer_hooks import ViewerHooks, release_all
 from .workers import Workers
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,16 +61,17 @@ class SclipWidget(QWidget):
         self.writer = LayerWriter(self.viewer, self.tracker.watch)
         self.legend = LegendPresenter(p.results.legend, self.workers, lambda: self.session, self.viewer.layers)
         self.probe = Probe(self.viewer, self.workers, self._current)
-        self.actions = ResultActions(self.viewer, lambda: self.session, p.run_bar.say, self._notify)
+        self.actions = ResultActions(self.viewer, lambda: self.session, p.run_bar.say, notify)
         self.runs = Runs(self.viewer, self.sessions, self.slot, self.inputs, self.workers, self.writer, p.run_bar,
-                         lambda: self.session, lambda: dialogs.ask_edit_policy(self), self._notify)  # fmt: skip
+                         lambda: self.session, lambda: dialogs.ask_edit_policy(self), notify)  # fmt: skip
         self._refine_timer = QTimer(self, singleShot=True, interval=60)
         self._connect()
         self.hooks = ViewerHooks(self.viewer, self._on_images, self._on_removed, self._on_active, self._on_data)
         parts = (self.workers, self.writer, self.hooks, self.probe, self.tracker, self.sessions)
-        self._on_destroyed = lambda *_: _teardown(*parts)  # the viewer closed with the widget in it
+        self._on_destroyed = lambda *_: release_all(*parts)  # the viewer closed with the widget in it
         self.destroyed.connect(self._on_destroyed)
         self._on_images()
+        self.workers.start(warm_up_layers)  # imports paid now, in a thread, not at the first result
         if model is not None:
             self.set_model(model)
         self._on_inputs()
@@ -154,10 +156,7 @@ class SclipWidget(QWidget):
     def set_vocabulary(self, classes, background: str = "") -> None:
         """Fill the vocabulary: text in the file format (kept as typed), or a list of class names /
         synonym lists; ``background`` words (comma-separated)."""
-        if isinstance(classes, str):
-            self.panels.vocabulary.set_text(classes, background)
-        else:
-            self.panels.vocabulary.set_vocabulary(Vocabulary.parse(classes, background or None))
+        self.panels.vocabulary.set_classes(classes, background)
 
     def set_threshold(self, value: float) -> None:
         """Set the probability threshold (0..1); relabels from the cache shortly after."""
@@ -273,13 +272,7 @@ class SclipWidget(QWidget):
         if level == "status":
             self.panels.run_bar.say(text)
         else:
-            self._notify(level, f"napari-sclip: {text}")
-
-    def _notify(self, level: str, message: str) -> None:
-        from napari.utils import notifications
-
-        {"info": notifications.show_info, "warning": notifications.show_warning,
-         "error": notifications.show_error}[level](message)  # fmt: skip
+            notify(level, f"napari-sclip: {text}")
 
     # ---------------------------------------------------------------- closing
     def event(self, event) -> bool:
@@ -303,14 +296,4 @@ class SclipWidget(QWidget):
             self._refine_timer.stop()
             self.legend.timer.stop()
             self.runs.stop("the widget was closed")
-        _teardown(self.workers, self.writer, self.hooks, self.probe, self.tracker, self.sessions)
-
-
-def _teardown(workers, writer, hooks, probe, tracker, sessions) -> None:
-    """Stop the workers, unhook from the viewer and its layers (idempotent)."""
-    workers.stop_all()
-    writer.closed = True
-    hooks.release()
-    with contextlib.suppress(RuntimeError):
-        probe.set_enabled(False)
-    tracker.release(list(sessions))
+        release_all(self.workers, self.writer, self.hooks, self.probe, self.tracker, self.sessions)
