@@ -384,3 +384,26 @@ def test_napari_opens_the_widget_and_samples_from_the_manifest(viewer, qtbot):
     viewer.open_sample("napari-sclip", "timelapse")
     assert [layer.name for layer in viewer.layers] == ["aerial scene", "nuclei (DAPI)", "cytoplasm (GFP)"]
     assert len(widget.panels.image.image.choices) == 3
+
+
+def test_the_readme_scripting_example_runs(viewer, qtbot, tiny_model, monkeypatch):
+    """The README's scripting example, as written, with the tiny model for ViT-B/16 and this
+    test's viewer for ``napari.Viewer()``."""
+    import re
+    from pathlib import Path
+
+    import napari
+
+    import napari_sclip
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### From a script or a notebook") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    register_manifest()
+    monkeypatch.setattr(napari, "Viewer", lambda *a, **k: viewer)
+    monkeypatch.setattr(napari_sclip, "load_model", lambda *a, **k: tiny_model)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the documented example
+    widget = namespace["widget"]
+    assert namespace["labels"].shape == (3, 256, 256) and widget.scores_layer.metadata["class"] == "cytoplasm"
+    qtbot.waitUntil(lambda: not widget.busy, timeout=120_000)  # the threshold's relabel

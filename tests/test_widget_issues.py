@@ -49,6 +49,8 @@ def test_colour_from_switches_in_every_order_never_break(viewer, widget, qtbot, 
         if i == 1:  # deleting the result layers does not break the next run of this mapping (i = 3)
             viewer.layers.remove(widget.labels_layer)
             viewer.layers.remove(widget.scores_layer)
+            assert not widget.panels.results.legend.rows  # the legend went with the labels
+            assert not widget.panels.results.export_button.enabled
     assert widget.export(tmp_path / "after_switches_labels.tif")
     assert len([lay for lay in viewer.layers if " labels" in lay.name]) == 3  # one per mapping
 
@@ -216,7 +218,7 @@ def test_attention_probe_is_where_the_user_clicked(viewer, widget, qtbot, rgb_im
     np.testing.assert_allclose(sclip.data, seg.attention_map(30, 40, "sclip"))
     np.testing.assert_allclose(vanilla.data, seg.attention_map(30, 40, "vanilla"))
     np.testing.assert_allclose(sclip.data_to_world((5, 7)), img.data_to_world((5, 7)))  # over the image
-    assert sclip.visible and not vanilla.visible and sclip.blending == "additive"
+    assert sclip.visible and not vanilla.visible and sclip.colormap.colors[0, 3] == 0  # see-through where 0
     frame, dot = viewer.layers["photo probe"].data
     assert frame[0, 0] < 30 < frame[2, 0] and np.allclose(dot.mean(axis=0), (30, 40))
     assert "photo attention (SCLIP)" not in [lay.name for lay in widget.hooks.images()]
@@ -234,6 +236,25 @@ def test_attention_probe_is_where_the_user_clicked(viewer, widget, qtbot, rgb_im
     assert "photo probe" not in viewer.layers and "photo attention (SCLIP)" not in viewer.layers  # stale: gone
     widget.panels.results.probe.value = False
     assert widget.probe._on_drag not in viewer.mouse_drag_callbacks
+
+
+def test_attention_probe_on_a_stack_plane(viewer, widget, qtbot):
+    """The probe of plane t sits on plane t only (a one-plane layer shifted there)."""
+    a, _b = _timelapse(viewer)
+    widget.set_image(a, planes="all")
+    assert widget.run() == "done"
+    worker = widget.probe_attention(20, 24, (2,))
+    qtbot.waitUntil(lambda: "nuclei (DAPI) probe" in viewer.layers and not worker.is_running, timeout=TIMEOUT)
+    sclip = viewer.layers["nuclei (DAPI) attention (SCLIP)"]
+    assert sclip.data.shape == (1, 48, 48)
+    np.testing.assert_allclose(sclip.data_to_world((0, 5, 7)), a.data_to_world((2, 5, 7)))
+    np.testing.assert_allclose(sclip.data[0], widget.session.cache[(2,)].seg.attention_map(20, 24, "sclip"))
+    assert viewer.layers["nuclei (DAPI) probe"].data[1].mean(axis=0)[1:] == pytest.approx((20, 24))
+    worker = widget.probe_attention(10, 12, (0,))  # another plane: the layers move there
+    qtbot.waitUntil(lambda: not worker.is_running and "nuclei (DAPI) probe" in viewer.layers, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: viewer.layers["nuclei (DAPI) probe"].metadata["point"] == (0, 10.0, 12.0), timeout=TIMEOUT)
+    sclip = viewer.layers["nuclei (DAPI) attention (SCLIP)"]
+    np.testing.assert_allclose(sclip.data_to_world((0, 5, 7)), a.data_to_world((0, 5, 7)))
 
 
 def test_numbers_agree_legend_csv_hint_and_progress(viewer, widget, qtbot, tmp_path):

@@ -25,6 +25,7 @@ class LegendPresenter(QObject):
         self.current = current
         self.layers = layers
         self._generation = 0
+        self.shown: Session | None = None  # whose legend the table shows
         self.timer = QTimer(self, singleShot=True, interval=250)  # strokes come in bursts
         self.timer.timeout.connect(self.refresh)
 
@@ -32,7 +33,7 @@ class LegendPresenter(QObject):
         """Recount the current session's labels (in a worker unless ``wait``)."""
         self.timer.stop()
         self._generation += 1
-        session = self.current()
+        session = self.shown = self.current()
         if session is None or not session.labels_alive(self.layers) or not session.cache:
             self._show(self._generation, None, [])
             return

@@ -16,17 +16,18 @@ PLACEHOLDER = "one class per line, synonyms after commas\nnuclei, nucleus\ncytop
 
 
 class GrowingText(QPlainTextEdit):
-    """A plain-text box as tall as its lines (between ``low`` and ``high`` lines, then it scrolls)."""
+    """A plain-text box as tall as its (wrapped) lines, between ``low`` and ``high`` lines; beyond,
+    it scrolls."""
 
     def __init__(self, low: int = 3, high: int = 14) -> None:
         super().__init__()
         self.low, self.high = low, high
-        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        self.document().contentsChanged.connect(self._fit)
+        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.document().documentLayout().documentSizeChanged.connect(lambda _size: self._fit())
         self._fit()
 
     def _fit(self) -> None:
-        lines = min(max(self.document().blockCount(), self.low), self.high)
+        lines = min(max(int(self.document().size().height()), self.low), self.high)  # lines, wraps counted
         margins = self.contentsMargins().top() + self.contentsMargins().bottom()
         self.setFixedHeight(int(lines * self.fontMetrics().lineSpacing() + 2 * self.document().documentMargin() + margins + 4))
 

@@ -226,10 +226,12 @@ class SclipWidget(QWidget):
         p.hint.setText(self.inputs.hint(self.slot))
         session = self.session
         p.results.set_has_result(session is not None and bool(session.cache) and session.labels_alive(self.viewer.layers))
-        self.legend.refresh()
+        if session is not self.legend.shown:  # another image or mapping: its legend
+            self.legend.refresh()
 
     def _on_finished(self, outcome: str) -> None:
         self._on_inputs()
+        self.legend.refresh()
         self.job_finished.emit(outcome)
 
     def _on_written(self, job) -> None:
@@ -262,6 +264,7 @@ class SclipWidget(QWidget):
         for session in self.sessions.layer_removed(layer):
             self.probe.clear(session)
         self._on_inputs()
+        self.legend.refresh()  # a removed labels layer takes its rows with it
 
     def _on_data(self, layer) -> None:
         """An image's data was replaced: its cached features no longer apply."""
