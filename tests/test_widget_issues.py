@@ -78,14 +78,24 @@ def test_undo_of_a_plugin_update_restores_the_plugin_state(viewer, widget, qtbot
     layer.undo()
     layer.redo()  # redo the 0.95 update
     assert widget.panels.refine["threshold"].value == pytest.approx(0.95)
+    asked = []
+    widget.runs.ask = lambda: asked.append(True) or "keep"
     widget.set_options(short_side=96)
-    assert widget.run() == "done"  # policy "ask", yet nothing was painted: no question
+    assert widget.run() == "done" and not asked  # policy "ask", yet nothing was painted: no question
     # a user stroke, undone, is no longer an edit
     assert finish(widget, qtbot, lambda: widget.set_threshold(0.0)) == "done"
     paint(layer, [1, 2], [1, 1], 3)
     assert session.memory.edited[1:3, 1].all()
     layer.undo()
     assert not session.memory.edited.any() and not session.has_edits(viewer.layers)
+    # a long series of updates, all undone: older ones no longer keep their state, none turns
+    # into edits, and the plane is simply run again next time
+    for value in np.linspace(0.1, 0.9, 12):
+        assert finish(widget, qtbot, lambda v=value: widget.set_threshold(float(v))) == "done"
+    for _ in range(13):
+        layer.undo()
+    assert not session.has_edits(viewer.layers) and () not in session.cache
+    assert widget.run() == "done" and "1 segmented" in widget.panels.run_bar.status.text()
 
 
 def test_layout_fits_a_small_screen_and_shows_what_is_used(viewer, widget, qtbot, tiny_model):

@@ -217,6 +217,11 @@ def test_history_mirrors_napari_s_stack_and_replays():
     h.detach()
     layer.undo()
     assert len(replayed) == 2 and layer.data[0, 2] == 0  # napari's own undo again
+    snap = Snapshot({}, None)
+    updates = [history.PluginUpdate(((),), snap, snap) for _ in range(history.KEPT_STATES + 3)]
+    for update in updates:
+        h.push(update)
+    assert [u.before is None for u in updates] == [True] * 3 + [False] * history.KEPT_STATES
 
 
 # ------------------------------------------------------------ planning

@@ -27,12 +27,19 @@ class UserEdit:
     marks: list[EditMark] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@dataclass
 class PluginUpdate:
-    """One write of the plugin: the state of the planes it wrote before and after."""
+    """One write of the plugin: the state of the planes it wrote before and after (None once
+    the entry is old: see :data:`KEPT_STATES`)."""
 
-    before: Snapshot
-    after: Snapshot
+    planes: tuple
+    before: Snapshot | None
+    after: Snapshot | None
+
+
+#: Plugin updates whose before / after states are kept (each may hold a result's probabilities);
+#: undoing an older one keeps its labels as the plugin's and forgets those planes' cache.
+KEPT_STATES = 8
 
 
 Entry = UserEdit | PluginUpdate
@@ -64,9 +71,13 @@ class History:
             self._attached = False
 
     def push(self, entry: Entry) -> None:
-        """A new history item: napari clears its redo stack, so does the mirror."""
+        """A new history item: napari clears its redo stack, so does the mirror. Only the newest
+        :data:`KEPT_STATES` plugin updates keep their states (memory stays bounded)."""
         self.undo_stack.append(entry)
         self.redo_stack.clear()
+        updates = [e for e in self.undo_stack if isinstance(e, PluginUpdate) and e.before is not None]
+        for old in updates[:-KEPT_STATES]:
+            old.before = old.after = None
 
     @property
     def top(self) -> Entry | None:

@@ -138,6 +138,7 @@ class Job:
     counts: dict[str, int] = field(default_factory=dict)
     created: list = field(default_factory=list)  # layers made for this job (removed if it fails)
     replaced: tuple | None = None  # (labels, memory, history) a "new layer" run set aside
+    model_choice: Any = None  # the Model fields when the run started (what a load loads)
     outcomes: dict[Plane, PlaneOutcome] = field(default_factory=dict)
     timer: Timer = field(default_factory=Timer)
     error: BaseException | None = None

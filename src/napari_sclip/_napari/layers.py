@@ -84,11 +84,14 @@ def make_labels(session: Session):
     )  # fmt: skip
 
 
-def restyle_labels(layer, names: Sequence[str]) -> None:
-    """New class names: extend the features table and the colours (old labels keep theirs)."""
-    if len(layer.features) != len(names) + 1:
-        layer.features = features_table(names)
-        layer.colormap = label_colormap(names)
+def restyle_labels(layer, names: Sequence[str]) -> bool:
+    """New class names: extend the features table and the colours (old labels keep theirs);
+    returns whether anything changed (napari then redraws the layer)."""
+    if len(layer.features) == len(names) + 1:
+        return False
+    layer.features = features_table(names)
+    layer.colormap = label_colormap(names)
+    return True
 
 
 def make_scores(session: Session):

@@ -145,6 +145,14 @@ class Session:
             self.hidden = set(snap.decision.hidden)
         self.decision = snap.decision
 
+    def settle(self, planes) -> None:
+        """An old update was undone or redone and its state is no longer kept: the layer's labels
+        of those planes count as the plugin's, and their cache is dropped (the next run redoes it)."""
+        for plane in planes:
+            self.cache.pop(plane, None)
+            if self.memory is not None and self.labels is not None:
+                self.memory.written[plane] = np.asarray(self.labels.data[plane])
+
     def vocabulary(self) -> Vocabulary | None:
         """The vocabulary of the newest cached result."""
         return next(reversed(self.cache.values())).seg.vocabulary if self.cache else None

@@ -35,6 +35,8 @@ class EditTracker(QObject):
             if isinstance(entry, UserEdit):
                 for mark in entry.marks:
                     session.memory.apply(mark, not undone)
+            elif entry.before is None:
+                session.settle(entry.planes)
             else:
                 session.restore(entry.before if undone else entry.after)
             self.restored.emit(session, entry, undone)

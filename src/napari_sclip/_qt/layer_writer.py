@@ -75,11 +75,13 @@ class LayerWriter(QObject):
             self._new_labels(job)
         if job.policy == "overwrite":
             session.memory.forget(session.labels.data)
-        result_layers.restyle_labels(session.labels, session.memory.names)
         before = session.snapshot(job.outcomes)
         planes = {plane: outcome.labels for plane, outcome in job.outcomes.items()}
         self._steps = write_steps(session.labels, session.memory, planes, fresh=session.labels in job.created)
-        self._turn(job, before, then)
+        if result_layers.restyle_labels(session.labels, session.memory.names):  # a redraw: a turn of its own
+            self._later(lambda: self._turn(job, before, then))
+        else:
+            self._turn(job, before, then)
 
     def _turn(self, job: Job, before: Snapshot, then: Callable[[], None]) -> None:
         try:
@@ -97,7 +99,7 @@ class LayerWriter(QObject):
         session.cache.update({plane: outcome.result for plane, outcome in job.outcomes.items()})
         session.decision = job.decision
         if changed and session.history is not None:
-            session.history.push(PluginUpdate(before, session.snapshot(job.outcomes)))
+            session.history.push(PluginUpdate(tuple(job.outcomes), before, session.snapshot(job.outcomes)))
 
     def _scores(self, job: Job, then: Callable[[], None]) -> None:
         session = job.session

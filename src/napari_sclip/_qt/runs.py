@@ -80,6 +80,7 @@ class Runs(QObject):
                 return
         counts = {k: list(plan.values()).count(k) for k in STEP_WORDS}
         job = Job("run", session, request, request.decision(frozenset(session.hidden)), policy, counts)
+        job.model_choice = choice
         ref = ModelRef(self.slot.model if self.slot.ready(choice) else None)
         steps = [Step("prepare", "starting", lambda: call(warm_up), weight=0.0)]
         if ref.model is None and "run" in plan.values():
@@ -160,7 +161,7 @@ class Runs(QObject):
             self.bar.show_progress(event, job.timer)
             self.progressed.emit(event)
         elif event.step.kind == "load":
-            self.slot.model, self.slot.choice, self.slot.given = event.result, self.inputs.model_choice(), False
+            self.slot.model, self.slot.choice, self.slot.given = event.result, job.model_choice, False
             self.model_loaded.emit()
         elif event.step.kind in STEP_WORDS:
             job.outcomes[event.step.plane] = event.result

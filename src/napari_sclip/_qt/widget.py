@@ -240,7 +240,7 @@ class SclipWidget(QWidget):
 
     def _on_restored(self, session: Session, entry, undone: bool) -> None:
         """Undo / redo replayed one of the plugin's updates: its decision and score map follow."""
-        if isinstance(entry, PluginUpdate) and session is self.session:
+        if isinstance(entry, PluginUpdate) and entry.before is not None and session is self.session:
             if session.decision is not None:
                 self.inputs.show_decision(session.decision)
             if session.scores in self.viewer.layers:
