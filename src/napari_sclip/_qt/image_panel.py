@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from magicgui.widgets import ComboBox, Container, Label
-from psygnal import Signal
+from qtpy.QtCore import QObject, Signal
 
 from .._napari import unwrap
 from .._napari.channels import (
@@ -28,13 +28,14 @@ def _narrow(widget) -> None:
     box.setMinimumContentsLength(8)
 
 
-class ImagePanel:
+class ImagePanel(QObject):
     """Image, planes, colour mode, channel axis and R, G, B picks; ``changed`` on any change
     (after the dependent choices are updated)."""
 
     changed = Signal()
 
     def __init__(self) -> None:
+        super().__init__()
         self._images: list = []
         self._mode_key: tuple | None = None
         self._picks_key: tuple | None = None

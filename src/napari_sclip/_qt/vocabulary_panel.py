@@ -5,7 +5,7 @@ the background words, and Load / Save, all through :class:`~napari_sclip.vocabul
 from __future__ import annotations
 
 from magicgui.widgets import ComboBox, Container, LineEdit, PushButton
-from psygnal import Signal
+from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QPlainTextEdit
 
 from ..vocabulary import PRESET_TITLES, Vocabulary, load_preset, preset_names
@@ -32,12 +32,13 @@ class GrowingText(QPlainTextEdit):
         self.setFixedHeight(int(lines * self.fontMetrics().lineSpacing() + 2 * self.document().documentMargin() + margins + 4))
 
 
-class VocabularyPanel:
+class VocabularyPanel(QObject):
     """Classes and background words; ``changed`` when either changes."""
 
     changed = Signal()
 
     def __init__(self) -> None:
+        super().__init__()
         presets = [("Presets…", None), *((PRESET_TITLES.get(n, n), n) for n in preset_names())]
         self.preset = ComboBox(choices=presets, tooltip="Fill the vocabulary with a bundled preset")
         self.classes = GrowingText()
