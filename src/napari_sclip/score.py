@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .errors import NumericalError
-from .tiling import Merge, lerp
+from .tiling import Merge
 
 BLOCK_BYTES = 1 << 26  # logits of one block stay near 64 MB
 
@@ -123,7 +123,7 @@ class Scorer:
         unsure = ~sure[rt.i0][:, ct.i0]
         if bool(unsure.any()):
             ys, xs = (t.numpy() for t in unsure.nonzero(as_tuple=True))
-            points = self.merge.at_points(lerp(canvas, ct, 2), rt, ys, xs)
+            points = self.merge.at_points(canvas, rt, ct, ys, xs)
             out[unsure] = self._class_max(points, suppressed).max(0)[1]
         return out
 

@@ -108,15 +108,18 @@ class Merge:
         return lerp(lerp(canvas, ct, 2), rt, 1)  # columns first: the row gathers copy whole rows
 
     @staticmethod
-    def at_points(columns: torch.Tensor, rt: Taps, ys: np.ndarray, xs: np.ndarray) -> torch.Tensor:
-        """``at`` for single pixels (output row ``ys[i]``, column ``xs[i]``) from the canvas already
-        resized along its columns (``lerp(canvas, ct, 2)``): the same operations in the same order,
-        so each value is bit-identical to the block's."""
-        q, _, n = columns.shape
-        flat = columns.reshape(q, -1)
-        a = flat.index_select(1, torch.from_numpy(rt.i0[ys] * n + xs))
-        b = flat.index_select(1, torch.from_numpy(rt.i1[ys] * n + xs))
-        return a + (b - a) * torch.from_numpy(rt.lam[ys])
+    def at_points(canvas: torch.Tensor, rt: Taps, ct: Taps, ys: np.ndarray, xs: np.ndarray) -> torch.Tensor:
+        """``at`` for single pixels (output row ``ys[i]``, column ``xs[i]``): the four canvas corners
+        of each, blended with the same operations in the same order as the block's (columns, then
+        rows), so each value is bit-identical to the block's."""
+        q, _, n = canvas.shape
+        flat = canvas.reshape(q, -1)
+        r0, r1, c0, c1 = rt.i0[ys] * n, rt.i1[ys] * n, ct.i0[xs], ct.i1[xs]
+        corner = lambda r, c: flat.index_select(1, torch.from_numpy(r + c))  # noqa: E731
+        lc, lr = torch.from_numpy(ct.lam[xs]), torch.from_numpy(rt.lam[ys])
+        a0, a1, b0, b1 = corner(r0, c0), corner(r0, c1), corner(r1, c0), corner(r1, c1)
+        a, b = a0 + (a1 - a0) * lc, b0 + (b1 - b0) * lc
+        return a + (b - a) * lr
 
     def _canvas(self, u: np.ndarray, v: np.ndarray) -> torch.Tensor:
         """The mean of upsampled window logits at inference-size rows ``u`` x cols ``v``."""
