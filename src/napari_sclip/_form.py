@@ -31,7 +31,7 @@ from ._session import RunSettings
 from .geometry import axis_starts, inference_size
 
 #: Last-block attention modes offered (kept equal to ``attention.MODES`` by a test).
-ATTENTION_MODES = ("sclip", "vanilla", "clearclip", "naclip")
+ATTENTION_MODES = ("sclip", "vanilla", "clearclip", "naclip", "segearth", "resclip", "scclip")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 EDIT_POLICIES = {"ask": "ask", "keep": "keep my edits", "new": "new layer", "overwrite": "overwrite"}

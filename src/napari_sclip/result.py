@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .attention import get_mode
 from .decide import apply_threshold, label_dtype, small_classes
 from .errors import InputImageError, OptionsError
 from .features import FeatureStore
@@ -24,10 +25,10 @@ from .lazy import block_array
 from .model import SclipModel
 from .options import RunOptions
 from .prepare import ModelInput
-from .score import Scorer
+from .score import Scorer, image_scorer
 from .stats import ClassTable, Tally
 from .steps import CancelFn, Progress, ProgressFn, Steps, drain, relay
-from .tiling import Box, Merge, Taps, lerp, window_logits
+from .tiling import Box, Taps, lerp, window_logits
 from .vocabulary import ClassSpec, Vocabulary
 
 
@@ -174,14 +175,18 @@ class Segmentation:
         """Generator form of :meth:`rescore`."""
         vocab = Vocabulary.parse(classes, background)
         options = self.options if logit_scale is None else RunOptions.build(self.options, logit_scale=logit_scale)
+        if get_mode(options.attention).needs_text:  # the image features depend on the words: run again
+            from .segment import segment_steps
+
+            return (yield from segment_steps(self.pixels.source, vocab, model=self.model, options=options,
+                                             lazy=self.lazy))  # fmt: skip
         n_new = len(self.model.uncached(vocab.queries))
         merge_steps = 0 if self.lazy else len(list(self.scorer.blocks()))
         total = n_new + 1 + merge_steps
         text = yield from relay(self.model.embed_steps(vocab.queries), extra=1 + merge_steps)
         logits = torch.cat([window_logits(f, text) for _, f in self.features.batches(64)])
         yield Progress(n_new + 1, total, "merge")
-        scorer = Scorer(Merge(logits, self.boxes, self.inference_shape, self.image_shape),
-                        vocab.query_labels, len(vocab.classes), options.logit_scale)  # fmt: skip
+        scorer = image_scorer(logits, self.boxes, self.pixels, self.image_shape, self.model.patch_size, vocab, options)
         # label numbers belong to the old vocabulary: hidden classes do not carry over to a new one
         base = replace(self, vocabulary=vocab, options=options, scorer=scorer, suppressed=frozenset(),
                        small=frozenset(), labels=None, _probs=None)  # fmt: skip
@@ -240,9 +245,13 @@ class Segmentation:
         yi, xi = min(int(y * h / H), h - 1), min(int(x * w / W), w - 1)
         inside = [b for b in self.boxes if b.y0 <= yi < b.y1 and b.x0 <= xi < b.x1]
         box = min(inside, key=lambda b: ((b.y0 + b.y1) / 2 - yi) ** 2 + ((b.x0 + b.x1) / 2 - xi) ** 2)
-        attn = self.model.patch_attention(self.pixels.crop(box)[None], attention or self.attention)[0]
+        mode = get_mode(attention or self.attention)
+        params = dict(self.options.mode_params) if mode.name == self.attention else None
+        text = self.model.embed(self.vocabulary.queries) if mode.needs_text else None
+        attn = self.model.patch_attention(self.pixels.crop(box)[None], mode.name, text=text,
+                                          logit_scale=self.logit_scale, params=params)[0]  # fmt: skip
         patch = self.model.patch_size
-        gh, gw = (box.y1 - box.y0) // patch, (box.x1 - box.x0) // patch
+        gh, gw = mode.grid(box.y1 - box.y0, box.x1 - box.x0, patch)
         row = min((yi - box.y0) // patch, gh - 1) * gw + min((xi - box.x0) // patch, gw - 1)
         grid = attn[row].reshape(gh, gw)
         canvas = torch.zeros(1, h, w)  # nearest-neighbour upsampling of the grid into its window
@@ -275,4 +284,4 @@ def _check_suppressed(sup: Iterable[int], n: int) -> frozenset[int]:
     return out
 
 
-__all__ = ["Maps", "Merge", "Segmentation", "decision_steps"]
+__all__ = ["Maps", "Segmentation", "decision_steps"]

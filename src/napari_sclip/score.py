@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .errors import NumericalError
+from .refine import Refined, refined
 from .tiling import Merge
 
 BLOCK_BYTES = 1 << 26  # logits of one block stay near 64 MB
@@ -56,7 +57,7 @@ class BlockScores:
 class Scorer:
     """Class scores of one image for one vocabulary, at any block."""
 
-    def __init__(self, merge: Merge, query_labels: np.ndarray, n_classes: int, logit_scale: float) -> None:
+    def __init__(self, merge: Merge | Refined, query_labels: np.ndarray, n_classes: int, logit_scale: float) -> None:
         if not bool(torch.isfinite(merge.logits).all()):
             raise NumericalError(
                 "The model produced non-finite scores (NaN or infinity), so no result was made. This "
@@ -94,3 +95,11 @@ class Scorer:
         for r0, r1 in block_starts(h, self.side):
             for c0, c1 in block_starts(w, self.side):
                 yield slice(r0, r1), slice(c0, c1)
+
+
+def image_scorer(logits: torch.Tensor, boxes, pixels, image: tuple[int, int], patch: int, vocabulary,
+                 options) -> Scorer:  # fmt: skip
+    """The Scorer of per-window token logits ``(n, Q, gh, gw)`` over ``boxes``: the paper's merge to
+    the ``image`` size, refined by PAMR when the run ``options`` ask, scored at their logit scale."""
+    merge = refined(Merge(logits, boxes, pixels.size, image, patch), options, pixels)
+    return Scorer(merge, vocabulary.query_labels, len(vocabulary.classes), options.logit_scale)

@@ -71,11 +71,14 @@ class Merge:
     """The merged logits of one image, evaluated on demand at any image rows x columns.
 
     ``logits`` are the per-window token logits ``(n, Q, gh, gw)`` of the ``boxes`` (row-major grid
-    at inference size ``inference``); ``image`` is the output size.
+    at inference size ``inference``); ``image`` is the output size. A window whose grid times the
+    ``patch`` size exceeds it was zero-padded to whole patches, centred (:meth:`Mode.grid`): its
+    logits are upsampled to the padded size and cut back.
     """
 
-    def __init__(self, logits: torch.Tensor, boxes: Sequence[Box], inference: tuple[int, int], image: tuple[int, int]):
-        self.logits, self.boxes = logits, list(boxes)
+    def __init__(self, logits: torch.Tensor, boxes: Sequence[Box], inference: tuple[int, int], image: tuple[int, int],
+                 patch: int | None = None):  # fmt: skip
+        self.logits, self.boxes, self.patch = logits, list(boxes), patch
         self.inference, self.image = tuple(inference), tuple(image)
         self.rows = sorted({(b.y0, b.y1) for b in self.boxes})
         self.cols = sorted({(b.x0, b.x1) for b in self.boxes})
@@ -84,22 +87,30 @@ class Merge:
     def n_queries(self) -> int:
         return int(self.logits.shape[1])
 
-    def at(self, rows: np.ndarray, cols: np.ndarray) -> torch.Tensor:
-        """Logits ``(Q, len(rows), len(cols))`` at image rows x cols (sorted, ascending)."""
+    def at(self, rows: np.ndarray, cols: np.ndarray, queries: np.ndarray | None = None) -> torch.Tensor:
+        """Logits ``(Q, len(rows), len(cols))`` at image rows x cols (sorted, ascending), of all
+        queries or of the ``queries`` given (indices)."""
         (h, w), (H, W) = self.inference, self.image
         rt, ct = Taps.of(h, H, rows), Taps.of(w, W, cols)
         u = np.unique(np.concatenate([rt.i0, rt.i1]))
         v = np.unique(np.concatenate([ct.i0, ct.i1]))
-        canvas = self._canvas(u, v)
+        canvas = self._canvas(u, v, None if queries is None else torch.as_tensor(queries, dtype=torch.long))
         if (h, w) == (H, W):
             return canvas
         rt = Taps(np.searchsorted(u, rt.i0), np.searchsorted(u, rt.i1), rt.lam)
         ct = Taps(np.searchsorted(v, ct.i0), np.searchsorted(v, ct.i1), ct.lam)
         return lerp(lerp(canvas, rt, 1), ct, 2)
 
-    def _canvas(self, u: np.ndarray, v: np.ndarray) -> torch.Tensor:
+    def _taps(self, grid: int, size: int, dst: np.ndarray) -> Taps:
+        """A window's upsampling taps along one axis at its pixels ``dst`` (0-based in the window)."""
+        full = grid * (self.patch or 0)
+        if full > size:  # padded to whole patches: upsample to the padded size, cut back
+            return Taps.of(grid, full, dst + (full - size) // 2)
+        return Taps.of(grid, size, dst)
+
+    def _canvas(self, u: np.ndarray, v: np.ndarray, queries: torch.Tensor | None) -> torch.Tensor:
         """The mean of upsampled window logits at inference-size rows ``u`` x cols ``v``."""
-        q = self.n_queries
+        q = self.n_queries if queries is None else len(queries)
         acc = torch.zeros(q, len(u), len(v))
         count = torch.zeros(1, len(u), len(v))
         gh, gw = self.logits.shape[-2:]
@@ -108,12 +119,14 @@ class Merge:
             a, b = np.searchsorted(u, y0), np.searchsorted(u, y1)
             if a == b:
                 continue
-            rtaps = Taps.of(gh, y1 - y0, u[a:b] - y0)
+            rtaps = self._taps(gh, y1 - y0, u[a:b] - y0)
             for ci, (x0, x1) in enumerate(self.cols):
                 c, d = np.searchsorted(v, x0), np.searchsorted(v, x1)
                 if c == d:
                     continue
-                tile = lerp(lerp(self.logits[ri * n_cols + ci], rtaps, 1), Taps.of(gw, x1 - x0, v[c:d] - x0), 2)
+                window = self.logits[ri * n_cols + ci]
+                window = window if queries is None else window.index_select(0, queries)
+                tile = lerp(lerp(window, rtaps, 1), self._taps(gw, x1 - x0, v[c:d] - x0), 2)
                 acc[:, a:b, c:d] += tile
                 count[:, a:b, c:d] += 1
         if bool((count == 0).any()):  # pragma: no cover - the grid rule covers every pixel
