@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .encoder import Trunk
+from .encoder import Trunk, at_least_float32
 
 NEIGHBOURS, CONTAMINATION, BETA, CLS_WEIGHT = 30, 0.05, 0.4, 0.3
 
@@ -36,7 +36,7 @@ def lof_outliers(tokens: torch.Tensor) -> torch.Tensor:
     k = min(NEIGHBOURS, n - 1)
     if k < 1:
         return torch.zeros(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
-    x = tokens.float()
+    x = at_least_float32(tokens)
     dist = torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist") ** 2
     near, index = torch.topk(dist, k + 1, dim=-1, largest=False)
     near, index = near[..., 1:], index[..., 1:]
@@ -97,4 +97,4 @@ def scclip_features(trunk: Trunk) -> torch.Tensor:
     extra = _aggregate(attend(fused[:, 1:]) + CLS_WEIGHT * fused[:, :1], s4)
     main = _aggregate(repair(x11[:, 1:], outliers, trunk.grid), _kept(s9))
     main = _aggregate(attend(main) + CLS_WEIGHT * x11[:, :1], s4)
-    return F.normalize(trunk.tower.project(main + extra).float(), dim=-1)
+    return F.normalize(at_least_float32(trunk.tower.project(main + extra)), dim=-1)

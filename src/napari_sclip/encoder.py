@@ -25,10 +25,18 @@ def check_dense_vision(visual: nn.Module) -> Tower:
     return tower_of(visual)
 
 
+def names_order(query_labels) -> list[int]:
+    """The queries in the official names-file order: the background words first, then each class's
+    synonyms in label order (a stable sort by label). Modes that label pixels by query index read
+    the text in this order, so that "query 0" is the one the official code means."""
+    labels = [int(v) for v in query_labels]
+    return sorted(range(len(labels)), key=labels.__getitem__)
+
+
 @dataclass
 class ModeInputs:
-    """What a mode may use beyond the pixels: the query embeddings ``(Q, D)`` (normalised), the logit
-    scale, and the mode's parameters (see :meth:`Mode.param_values`)."""
+    """What a mode may use beyond the pixels: the query embeddings ``(Q, D)`` (normalised, in
+    :func:`names_order`), the logit scale, and the mode's parameters (see :meth:`Mode.param_values`)."""
 
     text: torch.Tensor | None = None
     logit_scale: float = 40.0
@@ -71,11 +79,16 @@ class Trunk:
         return self.inputs.text
 
 
+def at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32, or float64 when it is float64 (the formula tests run in float64)."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
 def patch_features(tokens: torch.Tensor, cls_weight: float = 0.0) -> torch.Tensor:
     """Normalised patch features ``(B, N, D)`` float32 from projected tokens (CLS first). A non-zero
     ``cls_weight`` adds that multiple of the normalised CLS feature to every patch, so that each
     patch's cosine logits carry ``cls_weight`` x the CLS's (SegEarth-OV's global bias, folded in)."""
-    tokens = tokens.float()
+    tokens = at_least_float32(tokens)
     feats = F.normalize(tokens[:, 1:], dim=-1)
     if cls_weight:
         feats = feats + cls_weight * F.normalize(tokens[:, :1], dim=-1)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .attention import gaussian_bias
-from .encoder import Trunk, patch_features
+from .encoder import Trunk, at_least_float32, patch_features
 from .refine import pamr
 
 SIGMA = 5.0  # the Gaussian prior's and the blur's std, in patches (gaussian_std in every config)
@@ -32,7 +32,7 @@ PATH_ELEMENTS = 1 << 23  # pair x step elements of the path check held at once
 
 def first_pass_labels(trunk: Trunk, logits: torch.Tensor) -> torch.Tensor:
     """Patch labels ``(B, gh, gw)`` (query indices) from first-pass token logits ``(B, Q, gh, gw)``."""
-    pixels = trunk.pixels.float()
+    pixels = at_least_float32(trunk.pixels)
     up = F.interpolate(logits, size=pixels.shape[-2:], mode="bilinear", align_corners=False)
     up = pamr(pixels, up, 10, (8, 16))
     probs = torch.softmax(up * trunk.inputs.logit_scale, dim=1)
@@ -102,7 +102,7 @@ def resclip_features(trunk: Trunk) -> torch.Tensor:
     prior = gaussian_bias(trunk.grid, SIGMA, kk)
     first = tau_r * ((1 - lam_r) * torch.softmax(kk + prior, dim=-1) + lam_r * rcs)
     feats = patch_features(tower.project(view.mix(first, heads)))
-    text = trunk.text().to(feats.device, torch.float32)
+    text = trunk.text().to(feats.device, feats.dtype)
     logits = (feats @ text.T).transpose(1, 2).reshape(feats.shape[0], -1, *trunk.grid)
     labels = first_pass_labels(trunk, logits)
     sfr = torch.stack([feedback_matrix(lab) for lab in labels])

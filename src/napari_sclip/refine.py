@@ -57,7 +57,7 @@ def affinity(image: torch.Tensor, dilations: Sequence[int]) -> torch.Tensor:
     """The neighbour weights ``(B, 8 * len(dilations), H, W)`` of a guide image ``(B, C, H, W)``:
     a softmax over neighbours of the channel mean of ``-|I(x) - I(x+o)| / (1e-8 + 0.1 std)``, the
     std (unbiased) per channel over the 3x3 samples of every dilation (centre once per dilation)."""
-    image = image.float()
+    image = image.to(torch.promote_types(image.dtype, torch.float32))
     total, n = _fold(_shifted(image, dilations, centre=True))
     mean = total / n
     var, _ = _fold((s - mean) ** 2 for s in _shifted(image, dilations, centre=True))
@@ -78,7 +78,7 @@ def pamr(image: torch.Tensor, logits: torch.Tensor, steps: int = 10, dilations: 
          weights: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
     """Refine ``logits`` (B, Q, H, W) with the guide ``image`` (B, C, H, W) (or precomputed ``weights``)."""
     weights = affinity(image, dilations) if weights is None else weights
-    m = logits.float()
+    m = logits.to(torch.promote_types(logits.dtype, torch.float32))
     for _ in range(steps):
         m, _ = _fold(weights[:, p : p + 1] * s for p, s in enumerate(_shifted(m, dilations)))
     return m
@@ -109,12 +109,12 @@ def _spans(index: np.ndarray, tile: int) -> list[tuple[int, int, np.ndarray]]:
 class Refined:
     """The PAMR-refined merged logits of one image, evaluated at any rows x cols like a Merge."""
 
-    def __init__(self, merge: Merge, pixels, steps: int, dilations: Sequence[int], budget: int = PAMR_BYTES,
-                 tile: int = TILE) -> None:  # fmt: skip
+    def __init__(self, merge: Merge, pixels, steps: int, dilations: Sequence[int], budget: int | None = None,
+                 tile: int | None = None) -> None:  # fmt: skip
         self.merge, self.pixels = merge, pixels
         self.steps, self.dilations = int(steps), tuple(int(d) for d in dilations)
         self.halo = self.steps * max(self.dilations)
-        self.tile, self.budget = int(tile), int(budget)
+        self.tile, self.budget = int(tile or TILE), int(budget or PAMR_BYTES)
 
     logits = property(lambda self: self.merge.logits)
     n_queries = property(lambda self: self.merge.n_queries)

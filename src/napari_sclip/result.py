@@ -19,6 +19,7 @@ import torch
 
 from .attention import get_mode
 from .decide import apply_threshold, label_dtype, small_classes
+from .encoder import names_order
 from .errors import InputImageError, OptionsError
 from .features import FeatureStore
 from .lazy import block_array
@@ -247,7 +248,8 @@ class Segmentation:
         box = min(inside, key=lambda b: ((b.y0 + b.y1) / 2 - yi) ** 2 + ((b.x0 + b.x1) / 2 - xi) ** 2)
         mode = get_mode(attention or self.attention)
         params = dict(self.options.mode_params) if mode.name == self.attention else None
-        text = self.model.embed(self.vocabulary.queries) if mode.needs_text else None
+        order = names_order(self.vocabulary.query_labels)
+        text = self.model.embed([self.vocabulary.queries[i] for i in order]) if mode.needs_text else None
         attn = self.model.patch_attention(self.pixels.crop(box)[None], mode.name, text=text,
                                           logit_scale=self.logit_scale, params=params)[0]  # fmt: skip
         patch = self.model.patch_size

@@ -17,6 +17,7 @@ import torch
 
 from .attention import get_mode
 from .budget import check_fits, eager_bytes, run_bytes, spill_bytes
+from .encoder import names_order
 from .errors import InputImageError, OptionsError
 from .features import FeatureStore
 from .model import SclipModel
@@ -97,9 +98,10 @@ def segment_steps(
     total = n_new + n_windows + n_blocks
     text = yield from relay(model.embed_steps(vocab.queries), extra=n_windows + n_blocks)
     features = FeatureStore(n_windows, grid)
+    mode_text = text[names_order(vocab.query_labels)] if mode.needs_text else None
     logits = []
     for start, crops in crop_batches(pixels, boxes, opts.batch_size or model.default_batch):
-        feats = model.dense_features(crops, opts.attention, text=text, logit_scale=opts.logit_scale,
+        feats = model.dense_features(crops, opts.attention, text=mode_text, logit_scale=opts.logit_scale,
                                      params=dict(opts.mode_params))  # fmt: skip
         features.put(start, feats)
         logits.append(window_logits(feats, text))
