@@ -120,3 +120,33 @@ def test_model_choice_checks_device_and_precision():
 def test_missing_checkpoint_without_suffix_is_file_not_found(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         load_model("ViT-B-16", str(tmp_path / "weights"))
+
+
+def test_a_phrase_too_long_for_the_text_encoder_is_refused(tiny_model, rgb_image):
+    long = " ".join(["very"] * 80) + " long cat"
+    with pytest.raises(VocabularyError, match="too long for the model's text encoder"):
+        segment(rgb_image, f"dog; {long}", model=tiny_model)
+
+
+def test_masked_pixels_count_as_missing(tiny_model, rgb_image):
+    masked = np.ma.masked_array(rgb_image[..., 0].astype(np.float32), mask=np.zeros(rgb_image.shape[:2], bool))
+    masked.mask[:10] = True
+    masked.data[:10] = 1e9  # would dominate the intensity range if it were read
+    plain = rgb_image[..., 0].astype(np.float32)
+    plain[:10] = np.nan
+    a = segment(masked, VOCAB, model=tiny_model, short_side=None)
+    b = segment(plain, VOCAB, model=tiny_model, short_side=None)
+    np.testing.assert_array_equal(a.labels, b.labels)
+
+
+def test_channel_first_tiff_is_one_colour_image(tmp_path, rgb_image):
+    import tifffile
+
+    from napari_sclip.io import open_image
+
+    tifffile.imwrite(tmp_path / "cyx.tif", np.moveaxis(rgb_image, -1, 0), photometric="minisblack",
+                     metadata={"axes": "CYX"})  # fmt: skip
+    planes = open_image(tmp_path / "cyx.tif")
+    assert len(planes) == 1 and planes[0].image.shape == rgb_image.shape
+    tifffile.imwrite(tmp_path / "zyx.tif", np.moveaxis(rgb_image, -1, 0), metadata={"axes": "ZYX"})
+    assert len(open_image(tmp_path / "zyx.tif")) == 3

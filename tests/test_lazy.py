@@ -6,6 +6,7 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 import pytest
+import torch
 
 from napari_sclip import segment
 from napari_sclip.prepare import ModelInput
@@ -61,8 +62,8 @@ def test_lazy_region_computes_only_its_blocks(tiny_model, big_image, monkeypatch
     seg = segment(big_image, VOCAB, model=tiny_model, short_side=None, lazy=True)
     assert seg.scorer.side == 256 and seg.labels.numblocks == (2, 2)
     calls = []
-    original = seg.scorer.block
-    monkeypatch.setattr(seg.scorer, "block", lambda *a, **k: calls.append(a) or original(*a, **k))
+    original = seg.scorer.best_classes
+    monkeypatch.setattr(seg.scorer, "best_classes", lambda *a, **k: calls.append(a) or original(*a, **k))
     region = np.asarray(seg.labels[10:20, 300:310])
     assert len(calls) == 1 and calls[0][0] == slice(0, 256) and calls[0][1] == slice(256, 420)
     full = np.asarray(seg.labels)
@@ -124,3 +125,47 @@ def test_narrow_image_in_bf16_matches_fp32():
         results[precision] = segment(scene.image, scene.class_names, model=model, short_side=None, window=64, stride=32)
     assert np.isfinite(results["bf16"].probabilities).all()
     assert (results["bf16"].labels == results["fp32"].labels).mean() > 0.95
+
+
+@pytest.mark.parametrize("size", [(300, 420), (111, 155), (517, 723)])
+def test_model_input_per_window_equals_the_whole_resized_image(big_image, size):
+    """A window computed alone from the source equals the same window of the whole resized image
+    (bit for bit), which equals the official pipeline's F.interpolate (to float rounding)."""
+    import torch
+    import torch.nn.functional as F
+
+    from napari_sclip.prepare import to_unit_range
+    from napari_sclip.tiling import window_grid
+
+    source = ImageSource.of(big_image)
+    mean, std = (0.48, 0.45, 0.40), (0.26, 0.26, 0.27)
+    whole = ModelInput(source, size, (0.0, 255.0), mean, std)
+    alone = ModelInput(source, size, (0.0, 255.0), mean, std, budget=0)
+    for box in window_grid(*size, 64, 48):
+        torch.testing.assert_close(alone.crop(box), whole.crop(box), atol=0, rtol=0)
+    unit = torch.from_numpy(to_unit_range(big_image, (0, 255))).permute(2, 0, 1)[None]
+    ref = F.interpolate(unit, size=size, mode="bilinear", align_corners=False)[0]
+    ref = (ref - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
+    torch.testing.assert_close(whole.full, ref, atol=1e-4, rtol=0)  # normalised values: 1e-5 of the 0..1 range
+
+
+@pytest.mark.parametrize("short_side,hidden", [(64, ()), (64, (2,)), (200, ()), (None, (1,))])
+def test_best_classes_shortcut_equals_full_interpolation(tiny_model, big_image, short_side, hidden):
+    """The decision made mostly at inference resolution equals interpolating every pixel."""
+    seg = segment(big_image, VOCAB, background=BG, model=tiny_model, short_side=short_side)
+    scorer = seg.scorer
+    for step in (1, 3):
+        rows, cols = slice(0, -(-300 // step)), slice(0, -(-420 // step))
+        full, _ = scorer.block(rows, cols, step).decide(frozenset(hidden))
+        fast = scorer.best_classes(rows, cols, step, frozenset(hidden))
+        assert torch.equal(fast, full)
+
+
+def test_labels_only_interpolate_near_class_boundaries(tiny_model, big_image, monkeypatch):
+    from napari_sclip import tiling
+
+    seen = []
+    original = tiling.Merge.at_points
+    monkeypatch.setattr(tiling.Merge, "at_points", staticmethod(lambda *a: seen.append(len(a[2])) or original(*a)))
+    segment(big_image, VOCAB, model=tiny_model, short_side=64)
+    assert 0 < sum(seen) < 0.5 * big_image.shape[0] * big_image.shape[1]

@@ -22,7 +22,7 @@ PATCH, SIZE = 8, 64  # an 8 x 8 grid of patches
 
 @pytest.fixture(scope="module")
 def clip64():
-    return make_tiny_clip(seed=5, layers=12, image_size=SIZE, patch_size=PATCH).double()
+    return make_tiny_clip(seed=5, layers=12, image_size=SIZE, patch_size=PATCH).double().requires_grad_(False)
 
 
 @pytest.fixture(scope="module")

@@ -97,3 +97,32 @@ def test_different_weights_do_not_share_cache(tmp_path):
     b = SclipModel.from_open_clip(make_tiny_clip(seed=2), cache_dir=tmp_path)
     assert a.identity != b.identity
     assert not torch.allclose(a.embed(["cat"]), b.embed(["cat"]))
+
+
+def test_the_one_format_round_trips(tmp_path):
+    """Presets and saved files read back unchanged (comments and background line included)."""
+    from importlib import resources
+
+    from napari_sclip.vocabulary import load_preset, preset_names
+
+    for name in preset_names():
+        text = resources.files("napari_sclip").joinpath(f"presets/{name}.txt").read_text("utf-8")
+        vocab = load_preset(name)
+        assert vocab.to_text() == text, name
+        saved = vocab.save(tmp_path / f"{name}.txt")
+        assert saved.read_text("utf-8") == text and Vocabulary.from_file(saved) == vocab
+    v = Vocabulary.parse("a, b; c\n# background: x; y\n# a note", background="z, x")
+    assert v.background == ("x", "y", "z") and v.notes == ("# a note",)
+    assert Vocabulary.parse(v.to_text()) == v and Vocabulary.parse(v.to_text()).to_text() == v.to_text()
+
+
+def test_cli_classes_file_keeps_background_words(tmp_path, monkeypatch):
+    from napari_sclip.cli import build_parser, vocabulary_of
+    from napari_sclip.vocabulary import load_preset
+
+    path = load_preset("fluorescence").save(tmp_path / "v.txt")
+    args = build_parser().parse_args(["segment", "x.png", "--classes-file", str(path), "-o", "o",
+                                      "--background", "debris; dust"])  # fmt: skip
+    vocab = vocabulary_of(args)
+    assert vocab.background == (*load_preset("fluorescence").background, "debris", "dust")
+    assert vocab.classes == load_preset("fluorescence").classes

@@ -1,7 +1,9 @@
 """Per-window image features, kept so a new vocabulary never runs the image encoder again.
 
 They stay in memory up to a budget; beyond it they are spilled to a temporary file on disk (float32,
-removed when the store is dropped), so re-scoring a gigapixel image stays possible.
+removed when the store is dropped), so re-scoring a gigapixel image stays possible. The file is
+written and read with plain file operations, not mapped, so its pages never count as the
+process's memory.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-MEMORY_BUDGET = 1 << 30  # features above 1 GB go to disk
+MEMORY_BUDGET = 1 << 29  # features above 512 MB go to disk
 
 
 class FeatureStore:
@@ -30,8 +32,9 @@ class FeatureStore:
         if self.spilled:
             self.folder = tempfile.mkdtemp(prefix="napari-sclip-features-", dir=folder)
             weakref.finalize(self, shutil.rmtree, self.folder, True)
-            self._data = np.lib.format.open_memmap(os.path.join(self.folder, "features.npy"), mode="w+",
-                                                   dtype=np.float32, shape=(n, *shape))  # fmt: skip
+            self._file = open(os.path.join(self.folder, "features.f32"), "w+b")  # noqa: SIM115 - closed in close()
+            weakref.finalize(self, self._file.close)
+            self._window_bytes = 4 * int(np.prod(shape))
         else:
             self._data = torch.empty(n, *shape)
 
@@ -41,15 +44,17 @@ class FeatureStore:
 
     def put(self, start: int, features: torch.Tensor) -> None:
         """Store the features of windows ``start ...``."""
-        end = start + len(features)
         if self.spilled:
-            self._data[start:end] = features.numpy()
+            self._file.seek(start * self._window_bytes)
+            self._file.write(features.to(torch.float32).contiguous().numpy().tobytes())
         else:
-            self._data[start:end] = features
+            self._data[start : start + len(features)] = features
 
     def get(self, start: int, stop: int) -> torch.Tensor:
         if self.spilled:
-            return torch.from_numpy(np.array(self._data[start:stop]))
+            self._file.seek(start * self._window_bytes)
+            data = np.frombuffer(self._file.read((stop - start) * self._window_bytes), np.float32)
+            return torch.from_numpy(data.reshape(stop - start, *self.shape).copy())
         return self._data[start:stop]
 
     def batches(self, batch: int) -> Iterator[tuple[int, torch.Tensor]]:
@@ -63,6 +68,6 @@ class FeatureStore:
     def close(self) -> None:
         """Drop a spilled file now (it is also removed when the store is garbage collected)."""
         if self.spilled:
-            self._data = None
+            self._file.close()
             with contextlib.suppress(OSError):
                 shutil.rmtree(self.folder)

@@ -85,6 +85,7 @@ class SclipModel:
     std: tuple[float, float, float] = CLIP_STD
     disk_cache: Path | None = None
     image_batches_run: int = 0
+    choice: object = field(default=None, repr=False)  # the ModelChoice it was loaded from, if any
     text: TextCache = field(init=False, repr=False)
     tower: Tower = field(init=False, repr=False)
     _positions: dict = field(default_factory=dict, init=False, repr=False)
@@ -189,6 +190,7 @@ class SclipModel:
         """
         templates = imagenet_templates()
         todo = self.uncached(phrases)
+        self._check_lengths(todo, max(templates, key=len))
         for start in range(0, len(todo), per_step):
             chunk = todo[start : start + per_step]
             prompts = [t.format(p) for p in chunk for t in templates]
@@ -198,6 +200,21 @@ class SclipModel:
                 self.text.put(phrase, e)
             yield Progress(min(start + per_step, len(todo)), len(todo), "text")
         return self.text.stack(phrases)
+
+    def _check_lengths(self, phrases: Sequence[str], template: str) -> None:
+        """Refuse a phrase that would not fit the text encoder's context inside the longest prompt
+        template (the tokenizer would cut it silently)."""
+        if not phrases:
+            return
+        tokens = self.tokenizer([template.format(p) for p in phrases])
+        full = [p for p, row in zip(phrases, tokens, strict=True) if int(row[-1]) != 0]
+        if full:
+            from .errors import VocabularyError
+
+            raise VocabularyError(
+                f"{full[0]!r} is too long for the model's text encoder ({tokens.shape[-1]} tokens with the "
+                "prompt templates, which would cut it); use a shorter phrase or split it into synonyms."
+            )
 
     def embed(self, phrases: Sequence[str]) -> torch.Tensor:
         """Text embeddings ``(N, D)`` of ``phrases``, from the caches where possible."""

@@ -18,9 +18,15 @@ import numpy as np
 import torch
 
 from .attention import get_mode
-from .decide import apply_threshold, label_dtype, small_classes
-from .encoder import names_order
-from .errors import InputImageError, OptionsError
+from .decide import (
+    Maps,
+    apply_threshold,
+    block_labels,
+    eager_labels,
+    label_dtype,
+    lazy_small_classes,
+)
+from .errors import OptionsError
 from .features import FeatureStore
 from .lazy import block_array
 from .model import SclipModel
@@ -29,16 +35,8 @@ from .prepare import ModelInput
 from .score import Scorer, image_scorer
 from .stats import ClassTable, Tally
 from .steps import CancelFn, Progress, ProgressFn, Steps, drain, relay
-from .tiling import Box, Taps, lerp, window_logits
+from .tiling import Box, window_logits
 from .vocabulary import ClassSpec, Vocabulary
-
-
-@dataclass(frozen=True)
-class Maps:
-    """The unsuppressed decision at full resolution (in-memory results): best class and its probability."""
-
-    best: np.ndarray
-    best_p: np.ndarray
 
 
 @dataclass(eq=False)
@@ -56,7 +54,7 @@ class Segmentation:
     options: RunOptions
     boxes: list[Box] = field(repr=False)
     pixels: ModelInput = field(repr=False)
-    features: FeatureStore = field(repr=False)
+    features: FeatureStore | None = field(repr=False)
     scorer: Scorer = field(repr=False)
     maps: Maps | None = field(repr=False)
     labels: object = field(repr=False, default=None)
@@ -107,52 +105,52 @@ class Segmentation:
         return self.all_probabilities[0] if self.vocabulary.background else None
 
     # ------------------------------------------------------------------ decisions
-    def _label_block(self, rows: slice, cols: slice, step: int = 1) -> np.ndarray:
-        best, best_p = self.scorer.block(rows, cols, step).decide(self.suppressed | self.small)
-        return apply_threshold(best.numpy(), best_p.numpy(), self.options.threshold, len(self.class_names))
+    @property
+    def label_dtype(self) -> np.dtype:
+        return label_dtype(len(self.class_names))
+
+    def labels_block(self, rows: slice, cols: slice, step: int = 1) -> np.ndarray:
+        """Labels of a block of pyramid level ``step`` (rows x cols in that level's pixels)."""
+        return block_labels(self.scorer, rows, cols, step, self.suppressed | self.small, self.options.threshold)
+
+    def outputs(self, rows: slice, cols: slice, probabilities: bool = False):
+        """``(labels, confidence, class probabilities or None)`` of a full-resolution block: the
+        confidence is the probability of each pixel's label (background words' for label 0)."""
+        scores = self.scorer.block(rows, cols)
+        best, best_p = scores.decide(self.suppressed | self.small)
+        labels = apply_threshold(best.numpy(), best_p.numpy(), self.options.threshold, len(self.class_names))
+        probs = scores.probabilities().numpy()
+        confidence = np.take_along_axis(probs, labels[None].astype(np.intp), 0)[0]
+        return labels, confidence, probs[1:] if probabilities else None
+
+    def band(self, rows: slice) -> tuple[np.ndarray, Tally]:
+        """Labels of a full-width band of rows, and their tally (block by block along the band)."""
+        n = len(self.class_names)
+        channels = np.arange(n + 1)
+        if not self.vocabulary.background:
+            channels[0] = -1
+        parts, tally = [], Tally.of(np.zeros(0, np.uint8), n_labels=n + 1)
+        W = self.image_shape[1]
+        for c0 in range(0, W, self.scorer.side):
+            cols = slice(c0, min(c0 + self.scorer.side, W))
+            labels, confidence, _ = self.outputs(rows, cols)
+            parts.append(labels)
+            tally += Tally.of(labels, confidence[None], np.where(channels >= 0, 0, -1), n + 1)
+        return np.concatenate(parts, axis=1), tally
 
     def labels_level(self, step: int):
         """Labels of pyramid level ``step`` (every ``step``-th pixel), computed on demand (dask)."""
         H, W = self.image_shape
         return block_array((-(-H // step), -(-W // step)), self.scorer.side,
-                           lambda r, c: self._label_block(r, c, step), label_dtype(len(self.class_names)))  # fmt: skip
+                           lambda r, c: self.labels_block(r, c, step), self.label_dtype)  # fmt: skip
 
     def _decide(self) -> Segmentation:
         """Fill ``small`` and ``labels`` from the options, ``suppressed`` and the cached maps."""
-        n = len(self.class_names)
         if self.lazy:
-            small = frozenset()
-            if self.options.area_threshold is not None:
-                hist = np.zeros(n + 1, np.int64)
-                for rows, cols in self.scorer.blocks():
-                    best, _ = self.scorer.block(rows, cols).decide(self.suppressed)
-                    hist += np.bincount(best.numpy().ravel(), minlength=n + 1)
-                small = small_classes(hist, n, self.options.area_threshold) - self.suppressed
-            seg = replace(self, small=small)
+            seg = replace(self, small=lazy_small_classes(self.scorer, self.suppressed, self.options.area_threshold))
             return replace(seg, labels=seg.labels_level(1))
-        best, best_p = self._suppress(self.suppressed)
-        small = small_classes(np.bincount(best.ravel(), minlength=n + 1), n, self.options.area_threshold)
-        small -= self.suppressed
-        if small:
-            best, best_p = self._suppress(self.suppressed | small)
-        return replace(self, small=small, labels=apply_threshold(best, best_p, self.options.threshold, n))
-
-    def _suppress(self, hidden: frozenset[int]) -> tuple[np.ndarray, np.ndarray]:
-        """The cached decision with ``hidden`` classes excluded (their pixels rescored by block)."""
-        best, best_p = self.maps.best, self.maps.best_p
-        if not hidden:
-            return best, best_p
-        hit = np.isin(best, sorted(hidden))
-        if not hit.any():
-            return best, best_p
-        best, best_p = best.copy(), best_p.copy()
-        for rows, cols in self.scorer.blocks():
-            mask = hit[rows, cols]
-            if mask.any():
-                b, p = self.scorer.block(rows, cols).decide(hidden)
-                best[rows, cols][mask] = b.numpy()[mask]
-                best_p[rows, cols][mask] = p.numpy()[mask]
-        return best, best_p
+        labels, small = eager_labels(self.scorer, self.maps, self.suppressed, self.options)
+        return replace(self, small=small, labels=labels)
 
     def relabel(
         self,
@@ -181,6 +179,9 @@ class Segmentation:
 
             return (yield from segment_steps(self.pixels.source, vocab, model=self.model, options=options,
                                              lazy=self.lazy))  # fmt: skip
+        if self.features is None:
+            raise OptionsError("This result was computed on a cluster, which does not keep the image features: "
+                               "segment again to use a new vocabulary.")  # fmt: skip
         n_new = len(self.model.uncached(vocab.queries))
         merge_steps = 0 if self.lazy else len(list(self.scorer.blocks()))
         total = n_new + 1 + merge_steps
@@ -215,7 +216,7 @@ class Segmentation:
             channels[0] = -1
         total = Tally.of(np.zeros(0, np.uint8), n_labels=n + 1)
         for rows, cols in self.scorer.blocks():
-            labels = self._label_block(rows, cols) if self.lazy else self.labels[rows, cols]
+            labels = self.labels_block(rows, cols) if self.lazy else self.labels[rows, cols]
             total += Tally.of(labels, self.scorer.block(rows, cols).probabilities().numpy(), channels, n + 1)
         return total
 
@@ -223,44 +224,27 @@ class Segmentation:
         """Per label (0 = background): name, synonyms, pixel count, area fraction, mean probability."""
         return self.tally().table(self.class_names, self.vocabulary.classes, self.vocabulary.background)
 
-    def save(self, path: str | os.PathLike, *, probabilities: bool = False, overlay=None) -> list[Path]:
-        """Write the labels at ``path`` with the class table beside it, and optionally the
-        probabilities and an overlay PNG on ``overlay`` (the image, 0..1 RGB); see
-        :func:`napari_sclip.io.write_result`."""
-        from .io import write_result
+    def save_steps(self, path: str | os.PathLike, *, probabilities: bool = False, overlay=None) -> Steps[list[Path]]:
+        """Generator form of :meth:`save` (progress per block)."""
+        from .save import save_steps
 
-        return write_result(
-            path, self.labels, self.class_table(), class_names=self.class_names,
-            probabilities=self.probabilities if probabilities else None, overlay=overlay,
-        )  # fmt: skip
+        return (yield from save_steps(self, path, probabilities=probabilities, overlay=overlay))
+
+    def save(self, path: str | os.PathLike, *, probabilities: bool = False, overlay=None,
+             progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> list[Path]:  # fmt: skip
+        """Write the result: ``*.tif`` for a labels TIFF (tiled, with a pyramid, for a lazy
+        result), ``*.zarr`` for OME-Zarr (labels pyramid with class names and colours, confidence
+        map, optional probabilities; resumable); the class table CSV beside it, and optionally the
+        probabilities and an overlay PNG of ``overlay`` (the image that was segmented). Every file
+        appears complete under its name or not at all. Returns the paths written."""
+        return drain(self.save_steps(path, probabilities=probabilities, overlay=overlay), progress, cancel)
 
     def attention_map(self, y: float, x: float, attention: str | None = None) -> np.ndarray:
-        """Last-block attention of the patch under image pixel ``(y, x)`` (SCLIP Fig. 4), ``(H, W)``.
+        """Last-block attention of the patch under image pixel ``(y, x)`` (SCLIP Fig. 4), ``(H, W)``:
+        see :func:`napari_sclip.probe.attention_map`."""
+        from .probe import attention_map
 
-        The window whose centre is nearest the point is used; attention to patches outside it is 0.
-        """
-        H, W = self.image_shape
-        if not (0 <= y < H and 0 <= x < W):
-            raise InputImageError(f"Point ({y:.0f}, {x:.0f}) is outside the image ({H} x {W}).")
-        h, w = self.inference_shape
-        yi, xi = min(int(y * h / H), h - 1), min(int(x * w / W), w - 1)
-        inside = [b for b in self.boxes if b.y0 <= yi < b.y1 and b.x0 <= xi < b.x1]
-        box = min(inside, key=lambda b: ((b.y0 + b.y1) / 2 - yi) ** 2 + ((b.x0 + b.x1) / 2 - xi) ** 2)
-        mode = get_mode(attention or self.attention)
-        params = dict(self.options.mode_params) if mode.name == self.attention else None
-        order = names_order(self.vocabulary.query_labels)
-        text = self.model.embed([self.vocabulary.queries[i] for i in order]) if mode.needs_text else None
-        attn = self.model.patch_attention(self.pixels.crop(box)[None], mode.name, text=text,
-                                          logit_scale=self.logit_scale, params=params)[0]  # fmt: skip
-        patch = self.model.patch_size
-        gh, gw = mode.grid(box.y1 - box.y0, box.x1 - box.x0, patch)
-        row = min((yi - box.y0) // patch, gh - 1) * gw + min((xi - box.x0) // patch, gw - 1)
-        grid = attn[row].reshape(gh, gw)
-        canvas = torch.zeros(1, h, w)  # nearest-neighbour upsampling of the grid into its window
-        ys = np.minimum((np.arange(box.y1 - box.y0) * gh) // (box.y1 - box.y0), gh - 1)
-        xs = np.minimum((np.arange(box.x1 - box.x0) * gw) // (box.x1 - box.x0), gw - 1)
-        canvas[0, box.y0 : box.y1, box.x0 : box.x1] = grid[ys][:, xs]
-        return lerp(lerp(canvas, Taps.of(h, H, np.arange(H)), 1), Taps.of(w, W, np.arange(W)), 2)[0].numpy()
+        return attention_map(self, y, x, attention or self.attention)
 
 
 def decision_steps(base: Segmentation, lazy: bool, done: int, total: int) -> Steps[Segmentation]:
@@ -270,12 +254,10 @@ def decision_steps(base: Segmentation, lazy: bool, done: int, total: int) -> Ste
         return base._decide()
     H, W = base.image_shape
     best = np.empty((H, W), label_dtype(len(base.class_names)))
-    best_p = np.empty((H, W), np.float32)
     for i, (rows, cols) in enumerate(base.scorer.blocks()):
-        b, p = base.scorer.block(rows, cols).decide()
-        best[rows, cols], best_p[rows, cols] = b.numpy(), p.numpy()
+        best[rows, cols] = base.scorer.best_classes(rows, cols).numpy()
         yield Progress(done + i + 1, total, "merge")
-    return replace(base, maps=Maps(best, best_p))._decide()
+    return replace(base, maps=Maps(best))._decide()
 
 
 def _check_suppressed(sup: Iterable[int], n: int) -> frozenset[int]:
@@ -286,4 +268,4 @@ def _check_suppressed(sup: Iterable[int], n: int) -> frozenset[int]:
     return out
 
 
-__all__ = ["Maps", "Segmentation", "decision_steps"]
+__all__ = ["Segmentation", "decision_steps"]

@@ -13,10 +13,9 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-import torch
-
 from .attention import get_mode
 from .budget import check_fits, eager_bytes, run_bytes, spill_bytes
+from .encode import encode_steps
 from .encoder import names_order
 from .errors import InputImageError, OptionsError
 from .features import FeatureStore
@@ -26,8 +25,8 @@ from .prepare import ModelInput, image_limits, inference_size
 from .result import Segmentation, decision_steps
 from .score import block_size, block_starts, image_scorer
 from .source import ImageSource
-from .steps import CancelFn, Progress, ProgressFn, Steps, drain, relay
-from .tiling import axis_starts, crop_batches, window_grid, window_logits
+from .steps import CancelFn, ProgressFn, Steps, drain, relay
+from .tiling import axis_starts, window_grid
 from .vocabulary import ClassSpec, Vocabulary
 
 _default_model: SclipModel | None = None
@@ -62,6 +61,7 @@ def segment_steps(
     options: RunOptions | None = None,
     preset: str | None = None,
     lazy: bool | None = None,
+    client=None,
     **settings: Any,
 ) -> Steps[Segmentation]:
     """Generator form of :func:`segment`: yields :class:`Progress`, returns the Segmentation."""
@@ -97,16 +97,10 @@ def segment_steps(
     n_blocks = 0 if lazy else len(block_starts(H, side)) * len(block_starts(W, side))
     total = n_new + n_windows + n_blocks
     text = yield from relay(model.embed_steps(vocab.queries), extra=n_windows + n_blocks)
-    features = FeatureStore(n_windows, grid)
+    features = None if client is not None else FeatureStore(n_windows, grid)
     mode_text = text[names_order(vocab.query_labels)] if mode.needs_text else None
-    logits = []
-    for start, crops in crop_batches(pixels, boxes, opts.batch_size or model.default_batch):
-        feats = model.dense_features(crops, opts.attention, text=mode_text, logit_scale=opts.logit_scale,
-                                     params=dict(opts.mode_params))  # fmt: skip
-        features.put(start, feats)
-        logits.append(window_logits(feats, text))
-        yield Progress(n_new + start + len(crops), total, "image")
-    scorer = image_scorer(torch.cat(logits), boxes, pixels, (H, W), model.patch_size, vocab, opts)
+    logits = yield from encode_steps(model, pixels, boxes, opts, text, features, n_new, total, client, mode_text)
+    scorer = image_scorer(logits, boxes, pixels, (H, W), model.patch_size, vocab, opts)
     base = Segmentation(
         model=model, vocabulary=vocab, image_shape=(H, W), options=opts, boxes=boxes, pixels=pixels,
         features=features, scorer=scorer, maps=None,
@@ -123,6 +117,7 @@ def segment(
     options: RunOptions | None = None,
     preset: str | None = None,
     lazy: bool | None = None,
+    client=None,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
     **settings: Any,
@@ -137,13 +132,15 @@ def segment(
     ``stride``, ``contrast_limits``, ``logit_scale``, ``refine``, ``pamr_steps``, ``pamr_dilations``,
     ``threshold``, ``area_threshold``, ``mode_params``, ``batch_size``) are given as keywords, or as
     ``options=`` with keywords overriding it; ``preset="naclip"`` starts from a published method's
-    settings (:meth:`RunOptions.preset`). ``lazy``: results as dask
-    arrays computed on demand (default: for lazy inputs and results over 1 GB). ``progress(done,
-    total)`` is called between batches; ``cancel()`` returning True raises
-    :class:`~napari_sclip.errors.Cancelled` at the next batch.
+    settings (:meth:`RunOptions.preset`). ``lazy``: results as dask arrays computed on demand
+    (default: for lazy inputs and results over 1 GB). ``client``: a ``dask.distributed.Client`` whose
+    workers run the image encoder on groups of windows (each loads the model once; the image must be
+    picklable: numpy, or dask / zarr arrays on a shared disk). ``progress(done, total)`` is called
+    between batches; ``cancel()`` returning True raises :class:`~napari_sclip.errors.Cancelled` at
+    the next batch.
     """
     steps = segment_steps(image, classes, background=background, model=model, options=options, preset=preset,
-                          lazy=lazy, **settings)  # fmt: skip
+                          lazy=lazy, client=client, **settings)  # fmt: skip
     return drain(steps, progress, cancel)
 
 

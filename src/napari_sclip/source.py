@@ -56,6 +56,8 @@ class ImageSource:
         """Wrap an array, a list of arrays (a pyramid) or a zarr store/group."""
         if isinstance(image, ImageSource):
             return image
+        if isinstance(image, np.ma.MaskedArray):  # masked pixels count as missing (the low end)
+            image = np.ma.filled(image.astype(np.float64 if image.dtype == np.float64 else np.float32), np.nan)
         if isinstance(image, list | tuple) and image and all(_array_like(a) for a in image):
             levels = list(image)
         elif isinstance(image, list | tuple):

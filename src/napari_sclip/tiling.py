@@ -87,19 +87,40 @@ class Merge:
     def n_queries(self) -> int:
         return int(self.logits.shape[1])
 
-    def at(self, rows: np.ndarray, cols: np.ndarray, queries: np.ndarray | None = None) -> torch.Tensor:
-        """Logits ``(Q, len(rows), len(cols))`` at image rows x cols (sorted, ascending), of all
-        queries or of the ``queries`` given (indices)."""
+    @property
+    def resized(self) -> bool:
+        """Whether the image size differs from the inference size (a final bilinear resize)."""
+        return self.inference != self.image
+
+    def canvas_at(self, rows: np.ndarray, cols: np.ndarray, queries: np.ndarray | None = None) -> tuple[torch.Tensor, Taps, Taps]:
+        """The merged canvas at the inference-size rows x cols the image rows x cols need, and the
+        taps (as positions in that canvas) that resize it to them; of all queries or of ``queries``."""
         (h, w), (H, W) = self.inference, self.image
         rt, ct = Taps.of(h, H, rows), Taps.of(w, W, cols)
         u = np.unique(np.concatenate([rt.i0, rt.i1]))
         v = np.unique(np.concatenate([ct.i0, ct.i1]))
-        canvas = self._canvas(u, v, None if queries is None else torch.as_tensor(queries, dtype=torch.long))
-        if (h, w) == (H, W):
-            return canvas
         rt = Taps(np.searchsorted(u, rt.i0), np.searchsorted(u, rt.i1), rt.lam)
         ct = Taps(np.searchsorted(v, ct.i0), np.searchsorted(v, ct.i1), ct.lam)
-        return lerp(lerp(canvas, rt, 1), ct, 2)
+        return self._canvas(u, v, None if queries is None else torch.as_tensor(queries, dtype=torch.long)), rt, ct
+
+    def at(self, rows: np.ndarray, cols: np.ndarray, queries: np.ndarray | None = None) -> torch.Tensor:
+        """Logits ``(Q, len(rows), len(cols))`` at image rows x cols (sorted, ascending), of all
+        queries or of the ``queries`` given (indices)."""
+        canvas, rt, ct = self.canvas_at(rows, cols, queries)
+        if not self.resized:
+            return canvas
+        return lerp(lerp(canvas, ct, 2), rt, 1)  # columns first: the row gathers copy whole rows
+
+    @staticmethod
+    def at_points(columns: torch.Tensor, rt: Taps, ys: np.ndarray, xs: np.ndarray) -> torch.Tensor:
+        """``at`` for single pixels (output row ``ys[i]``, column ``xs[i]``) from the canvas already
+        resized along its columns (``lerp(canvas, ct, 2)``): the same operations in the same order,
+        so each value is bit-identical to the block's."""
+        q, _, n = columns.shape
+        flat = columns.reshape(q, -1)
+        a = flat.index_select(1, torch.from_numpy(rt.i0[ys] * n + xs))
+        b = flat.index_select(1, torch.from_numpy(rt.i1[ys] * n + xs))
+        return a + (b - a) * torch.from_numpy(rt.lam[ys])
 
     def _taps(self, grid: int, size: int, dst: np.ndarray) -> Taps:
         """A window's upsampling taps along one axis at its pixels ``dst`` (0-based in the window)."""
@@ -126,7 +147,7 @@ class Merge:
                     continue
                 window = self.logits[ri * n_cols + ci]
                 window = window if queries is None else window.index_select(0, queries)
-                tile = lerp(lerp(window, rtaps, 1), self._taps(gw, x1 - x0, v[c:d] - x0), 2)
+                tile = lerp(lerp(window, self._taps(gw, x1 - x0, v[c:d] - x0), 2), rtaps, 1)
                 acc[:, a:b, c:d] += tile
                 count[:, a:b, c:d] += 1
         if bool((count == 0).any()):  # pragma: no cover - the grid rule covers every pixel

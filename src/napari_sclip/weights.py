@@ -116,6 +116,34 @@ def _looks_like_path(text: str) -> bool:
     return os.sep in text or "/" in text or text.startswith((".", "~"))
 
 
+def _build(name: str | None, pretrained, cache: Path) -> tuple[nn.Module, str, str, Path | None, str | None]:
+    """``(clip, label, identity, checkpoint file or None, name)`` for every way to name weights."""
+    import open_clip
+
+    file = Path(pretrained).expanduser() if pretrained is not None else None
+    if name and str(name).startswith("hf-hub:"):
+        if not _hub_reachable():
+            raise _unavailable(name, cache)
+        return open_clip.create_model(name, cache_dir=str(cache)).float(), name, name, None, name
+    if file is not None and (file.suffix in (".pt", ".pth", ".bin", ".safetensors") or file.exists()
+                             or _looks_like_path(str(pretrained))):  # fmt: skip
+        clip, label = build_from_file(file, name)
+        return clip, label, f"file:{file_sha256(file)}", file, name
+    if name and pretrained is None and Path(name).expanduser().is_file():
+        file = Path(name).expanduser()
+        clip, label = build_from_file(file, None)
+        return clip, label, f"file:{file_sha256(file)}", file, None
+    if name and pretrained is None:
+        raise WeightsUnavailableError(
+            f"No weights given for {name}: pass pretrained='openai' (or another tag) or a local file. "
+            "Random weights are only for tests: use SclipModel.from_open_clip(open_clip.create_model(name))."
+        )
+    if name:
+        clip = _build_from_tag(str(name), str(pretrained), cache)
+        return clip, f"{name}/{pretrained}", f"tag:{name}/{pretrained}", None, name
+    raise ValueError("Give a model name, a pretrained tag or a checkpoint file.")
+
+
 def load_model(
     name: str | None = "ViT-B-16",
     pretrained: str | os.PathLike | None = "openai",
@@ -131,38 +159,14 @@ def load_model(
     an ``hf-hub:`` id, or ``None`` to read the architecture from the file. OpenAI weights always
     run with QuickGELU.
     """
-    import open_clip
+    from .options import ModelChoice
 
     cache = default_cache_dir(cache_dir)
     dev = resolve_device(device)
     dtype = resolve_precision(precision, dev)
-    file = Path(pretrained).expanduser() if pretrained is not None else None
-    if name and str(name).startswith("hf-hub:"):
-        if not _hub_reachable():
-            raise _unavailable(name, cache)
-        clip = open_clip.create_model(name, cache_dir=str(cache)).float()
-        label, identity = name, name
-    elif file is not None and (file.suffix in (".pt", ".pth", ".bin", ".safetensors") or file.exists()
-                               or _looks_like_path(str(pretrained))):  # fmt: skip
-        clip, label = build_from_file(file, name)
-        identity = f"file:{file_sha256(file)}"
-    elif name and pretrained is None and Path(name).expanduser().is_file():
-        file = Path(name).expanduser()
-        clip, label = build_from_file(file, None)
-        identity = f"file:{file_sha256(file)}"
-        name = None
-    elif name and pretrained is None:
-        raise WeightsUnavailableError(
-            f"No weights given for {name}: pass pretrained='openai' (or another tag) or a local file. "
-            "Random weights are only for tests: use SclipModel.from_open_clip(open_clip.create_model(name))."
-        )
-    elif name:
-        clip = _build_from_tag(str(name), str(pretrained), cache)
-        label, identity = f"{name}/{pretrained}", f"tag:{name}/{pretrained}"
-    else:
-        raise ValueError("Give a model name, a pretrained tag or a checkpoint file.")
-    mean = tuple(getattr(clip.visual, "image_mean", None) or CLIP_MEAN)
-    std = tuple(getattr(clip.visual, "image_std", None) or CLIP_STD)
+    clip, label, identity, file, name = _build(name, pretrained, cache)
+    choice = ModelChoice(name=name, pretrained="openai" if file else str(pretrained), checkpoint=str(file) if file else None,
+                         device=device, precision=precision, cache_dir=None if cache_dir is None else str(cache_dir))  # fmt: skip
     return SclipModel(
         clip=clip,
         tokenizer=tokenizer_for(clip, name if name and not Path(str(name)).exists() else None),
@@ -170,7 +174,8 @@ def load_model(
         identity=identity,
         device=dev,
         dtype=dtype,
-        mean=mean,
-        std=std,
+        mean=tuple(getattr(clip.visual, "image_mean", None) or CLIP_MEAN),
+        std=tuple(getattr(clip.visual, "image_std", None) or CLIP_STD),
         disk_cache=cache / "text",
+        choice=choice,
     )
