@@ -142,3 +142,32 @@ def test_resnet_and_convnext_towers_are_refused_with_what_to_use():
     for visual, kind in ((resnet.visual, "ResNet"), (convnext, "ConvNeXt")):
         with pytest.raises(UnsupportedModelError, match=f"{kind}.*not a ViT.*ViT-B-16.*BiomedCLIP"):
             tower_of(visual)
+
+
+def test_a_timm_tower_checkpoint_loads_from_its_file(tmp_path):
+    from napari_sclip import load_model
+    from napari_sclip.checkpoints import save_checkpoint
+
+    cfg = dict(embed_dim=32, vision_cfg=dict(timm_model_name="vit_tiny_patch16_224", timm_pool="", timm_proj="linear",
+                                             image_size=224), text_cfg=TEXT)  # fmt: skip
+    import open_clip
+
+    torch.manual_seed(0)
+    save_checkpoint(open_clip.CLIP(**cfg), tmp_path / "biomed-like.safetensors", cfg, name="biomed-like")
+    model = load_model(None, tmp_path / "biomed-like.safetensors", device="cpu", precision="fp32")
+    assert (model.window, model.patch_size, model.embed_dim) == (224, 16, 32)
+    assert model.dense_features(torch.randn(1, 3, 224, 224), "naclip").shape == (1, 14, 14, 32)
+
+
+def test_a_hub_model_without_transformers_says_what_to_install(monkeypatch, tmp_path):
+    import open_clip
+
+    from napari_sclip import load_model, weights
+
+    def create_model(name, **kw):
+        raise RuntimeError("Please `pip install transformers` to use pre-trained HuggingFace models")
+
+    monkeypatch.setattr(weights, "_hub_reachable", lambda *a, **k: True)
+    monkeypatch.setattr(open_clip, "create_model", create_model)
+    with pytest.raises(UnsupportedModelError, match="BiomedCLIP's PubMedBERT.*pip install transformers"):
+        load_model("hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224", cache_dir=tmp_path)
