@@ -76,6 +76,26 @@ class Mode:
             return -(-height // patch), -(-width // patch)
         return height // patch, width // patch
 
+    def parse_params(self, value: Any) -> tuple[tuple[str, Any], ...]:
+        """Parameters given as a mapping, ``(name, value)`` pairs or the text ``"name=value; name=a,b"``,
+        checked: sorted ``(name, value)`` pairs of the ones given."""
+        from .errors import OptionsError
+
+        if value is None or (isinstance(value, str | tuple | list | dict) and not value):
+            return ()
+        if isinstance(value, str):
+            pairs = {}
+            for item in filter(None, (part.strip() for part in value.split(";"))):
+                name, eq, text = item.partition("=")
+                if not eq:
+                    raise OptionsError(f"mode_params: write name=value (pairs as name=a,b), separated by ';', not {item!r}.")
+                numbers = [t.strip() for t in text.split(",")]
+                pairs[name.strip()] = numbers[0] if len(numbers) == 1 else tuple(numbers)
+            value = pairs
+        given = dict(value.items() if hasattr(value, "items") else value)
+        checked = self.param_values(given)
+        return tuple(sorted((k, checked[k]) for k in given))
+
     def param_values(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The mode's parameters: official defaults, with ``given`` (checked) on top."""
         from .errors import OptionsError

@@ -53,31 +53,16 @@ def spec_of(cls: type, name: str) -> Spec:
     return next(f.metadata["spec"] for f in fields(cls) if f.name == name)
 
 
+def _mode(name: str):
+    from .attention import get_mode
+
+    return get_mode(name)
+
+
 def _modes() -> tuple[str, ...]:
     from .attention import MODES  # torch: only when choices are asked for
 
     return tuple(MODES)
-
-
-def _mode_params(attention: str, value: Any) -> tuple[tuple[str, Any], ...]:
-    """Mode parameters as sorted ``(name, value)`` pairs, from a mapping, pairs, or the text
-    ``"name=value; name=a,b"``; checked against the mode's parameters."""
-    from .attention import get_mode
-
-    if value is None or value == "" or value == ():
-        return ()
-    if isinstance(value, str):
-        pairs = {}
-        for item in filter(None, (part.strip() for part in value.split(";"))):
-            name, eq, text = item.partition("=")
-            if not eq:
-                raise OptionsError(f"mode_params: write name=value (pairs as name=a,b), separated by ';', not {item!r}.")
-            numbers = [t.strip() for t in text.split(",")]
-            pairs[name.strip()] = numbers[0] if len(numbers) == 1 else tuple(numbers)
-        value = pairs
-    items = dict(value.items() if hasattr(value, "items") else value)
-    checked = get_mode(attention).param_values(items)
-    return tuple(sorted((k, checked[k]) for k in items))
 
 
 def _positive_int(name: str, value: Any, none_word: str | None) -> int | None:
@@ -98,10 +83,7 @@ def _number(name: str, value: Any, low: float, high: float, closed_high: bool, w
 
 
 def _dilations(value: Any) -> tuple[int, ...]:
-    try:
-        out = tuple(_positive_int("pamr_dilations", v, None) for v in ([value] if isinstance(value, int) else value))
-    except TypeError:
-        out = ()
+    out = tuple(_positive_int("pamr_dilations", v, None) for v in ([value] if isinstance(value, int) else value or ()))
     if not out:
         raise OptionsError(f"pamr_dilations must be one or more positive whole numbers, not {value!r}.")
     return out
@@ -138,10 +120,8 @@ class RunOptions:
     )  # fmt: skip
     long_side: int | None = option(
         None, kind="int", stage="image", none_word="no limit", low=1, high=65536, step=32, form="scale",
-        label="Long side", help="at most this many pixels on the long side: the smaller scale of the two limits "
-        "wins, as in mmcv's keep-ratio resize (the official short side 336 comes with a long side of 2048; "
-        "SegEarth-OV's 448 and 448 make the long side 448); with short side 'native', the long side becomes this",
-    )  # fmt: skip
+        label="Long side", help="at most this many pixels on the long side (mmcv's keep-ratio resize: the smaller "
+        "scale wins; official: 336 with 2048, SegEarth-OV 448 with 448); alone, it sets the long side")  # fmt: skip
     window: int | None = option(
         None, kind="int", stage="image", none_word="model's", low=1, high=4096, form="scale",
         label="Window", help="sliding-window size in pixels ('model's': the model's input size)",
@@ -160,17 +140,12 @@ class RunOptions:
     )  # fmt: skip
     refine: str = option(
         "none", kind="str", stage="score", choices=lambda: REFINERS, form="refine", label="Refinement",
-        help="none, or pamr: pixel-adaptive mask refinement of the logits at full resolution, guided by the image "
-        "(NACLIP's published numbers use it)",
-    )  # fmt: skip
-    pamr_steps: int = option(
-        10, kind="int", stage="score", low=1, high=200, form="refine", label="PAMR steps",
-        help="refinement iterations (with --refine pamr)",
-    )  # fmt: skip
-    pamr_dilations: tuple[int, ...] = option(
-        (8, 16), kind="ints", stage="score", low=1, high=512, form="refine", label="PAMR dilations",
-        help="neighbour distances in pixels, 8 neighbours each (with --refine pamr)",
-    )  # fmt: skip
+        help="none, or pamr: pixel-adaptive mask refinement of the full-resolution logits, guided by the image")  # fmt: skip
+    pamr_steps: int = option(10, kind="int", stage="score", low=1, high=200, form="refine", label="PAMR steps",
+                             help="refinement iterations (with --refine pamr)")  # fmt: skip
+    pamr_dilations: tuple[int, ...] = option((8, 16), kind="ints", stage="score", low=1, high=512, form="refine",
+                                             label="PAMR dilations", help="neighbour distances in pixels, 8 "
+                                             "neighbours each (with --refine pamr)")  # fmt: skip
     threshold: float = option(
         0.0, kind="float", stage="decide", low=0.0, high=1.0, step=0.01, form="refine", label="Threshold",
         help="pixels whose best class probability is below this become label 0",
@@ -183,8 +158,7 @@ class RunOptions:
     mode_params: tuple[tuple[str, Any], ...] = option(
         (), kind="params", stage="image", label="Mode parameters",
         help="the attention mode's parameters as 'name=value; name=a,b' (resclip: feedback_threshold, rcs, sfr; "
-        "segearth: cls_weight); the others keep the mode's published defaults",
-    )  # fmt: skip
+        "segearth: cls_weight); the others keep the mode's published defaults")  # fmt: skip
     batch_size: int | None = option(
         None, kind="int", none_word="auto", low=1, high=4096,
         help="windows per forward pass ('auto': 8 on a CPU, 32 on a GPU); does not change results",
@@ -202,7 +176,7 @@ class RunOptions:
         if self.refine not in REFINERS:
             raise OptionsError(f"refine must be one of {', '.join(REFINERS)}, not {self.refine!r}.")
         put("pamr_dilations", _dilations(self.pamr_dilations))
-        put("mode_params", _mode_params(self.attention, self.mode_params))
+        put("mode_params", _mode(self.attention).parse_params(self.mode_params))
         put("logit_scale", _number("logit_scale", self.logit_scale, 1e-6, math.inf, False,
                                    "a positive number (the paper uses 40)"))  # fmt: skip
         put("threshold", _number("threshold", self.threshold, 0.0, 1.0, True, "a probability between 0 and 1"))
