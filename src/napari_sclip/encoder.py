@@ -124,12 +124,13 @@ def run_trunk(tower: Tower, pixels: torch.Tensor, mode: Mode, inputs: ModeInputs
     att: dict[int, torch.Tensor] = {}
     if not want_out and not want_att:
         x = tower.run(x, 0, depth - 1)
-    for i in range(depth - 1 if want_out or want_att else 0):
-        if i + 1 in want_att.values():
-            att[i + 1] = tower.views[i].attention(x)
-        x = tower.run(x, i, i + 1)
-        if i + 1 in want_out.values():
-            out[i + 1] = x
+    else:
+        for i in range(depth - 1):  # block number i + 1
+            if i + 1 in want_att.values():
+                att[i + 1] = tower.views[i].attention(x)
+            x = tower.run(x, i, i + 1)
+            if i + 1 in want_out.values():
+                out[i + 1] = x
     return Trunk(tower, mode, x, grid, pixels, inputs, params, {b: out[n] for b, n in want_out.items()},
                  {b: att[n] for b, n in want_att.items()})  # fmt: skip
 
