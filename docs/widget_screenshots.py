@@ -2,12 +2,14 @@
 
 Run under an X server: ``xvfb-run -a python docs/widget_screenshots.py``. Uses the tiny CLIP the
 tests ship (it knows colour and texture words) through the widget's checkpoint field, on a
-held-out synthetic scene, so the result shown is a real segmentation, not random weights.
+held-out synthetic scene, so the result shown is a real segmentation, not random weights. With
+``--extra DIR`` it also shoots the states a reviewer checks (a colour-mode switch, an undo, the
+probe, a score map, the widget with every section open at 1280 x 800) into DIR.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 import time
 from pathlib import Path
 
@@ -31,50 +33,103 @@ def save_small(shot, path: Path, width: int) -> None:
     img = Image.fromarray(shot[..., :3])
     if img.width > width:
         img = img.resize((width, round(img.height * width / img.width)), Image.LANCZOS)
-    img.quantize(colors=255, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(path, optimize=True)
+    img.save(path, optimize=True)  # full colour: a palette would merge the legend's small swatches
     print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
+
+
+def shoot(viewer, app, path: Path, width: int = 1280) -> None:
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.01)
+    save_small(viewer.screenshot(canvas_only=False, flash=False), path, width)
+
+
+def open_widget(viewer, app):
+    from napari_sclip._qt.widget import SclipWidget
+    from napari_sclip.testing import tiny_clip_path
+
+    widget = SclipWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Open-vocabulary segmentation", area="right")
+    form = widget.panels.model.form
+    form["checkpoint"].value = str(tiny_clip_path())
+    form["device"].value = "cpu"
+    return widget
+
+
+def readme_shots(viewer, app, widget, scene) -> None:
+    """widget.png (a result with its legend) and attention_probe.png (the probe over the image)."""
+    widget.set_vocabulary("\n".join(scene.class_names), "")
+    widget.set_options(short_side=None)  # native size: the tiny model was trained at this scale
+    widget.run()
+    widget.update_legend(wait=True)
+    shoot(viewer, app, OUT / "widget.png")
+    widget.set_options(short_side=128)  # two windows across: the probe map covers half the image
+    widget.run()
+    widget.labels_layer.visible = False
+    h, w = scene.image.shape[:2]
+    worker = widget.probe_attention(h * 0.3, w * 0.3)
+    while worker.is_running or "scene probe" not in viewer.layers:
+        app.processEvents()
+        time.sleep(0.01)
+    viewer.reset_view()
+    shoot(viewer, app, OUT / "attention_probe.png")
+
+
+def extra_shots(viewer, app, widget, folder: Path) -> None:
+    """The fixed states of issue 8, for a reviewer's eyes (not committed)."""
+    from napari_sclip._napari.samples import cells_timelapse
+
+    folder.mkdir(parents=True, exist_ok=True)
+    viewer.layers.clear()
+    for section in widget.panels.sections.values():
+        section.set_expanded(True)
+    (nuc, nuc_meta, _), (cyto, cyto_meta, _) = cells_timelapse()
+    a, b = viewer.add_image(nuc, **nuc_meta), viewer.add_image(cyto, **cyto_meta)
+    widget.set_vocabulary("blue\ngreen", "black")  # words the tiny CLIP knows
+    widget.set_options(short_side=None, window=64)
+    widget.set_image(a, colour_from="channel_axis", channels=0)
+    widget.run()
+    widget.set_image(a, colour_from="layers", channels=(None, b, a), planes="all")
+    widget.run()
+    shoot(viewer, app, folder / "1_after_colour_switch.png")
+    widget.set_threshold(0.9)
+    wait(widget, app)
+    widget.labels_layer.undo()
+    widget.update_legend(wait=True)
+    shoot(viewer, app, folder / "2_after_undo.png")
+    widget.show_scores("green")
+    viewer.dims.set_current_step(0, 2)
+    shoot(viewer, app, folder / "3_score_map.png")
+    widget.scores_layer.visible = False
+    worker = widget.probe_attention(100, 120, (2,))
+    while worker is not None and worker.is_running:
+        app.processEvents()
+        time.sleep(0.01)
+    shoot(viewer, app, folder / "4_probe.png")
+    widget.panels.scroll.verticalScrollBar().setValue(10_000)
+    shoot(viewer, app, folder / "5_scrolled_to_results.png")
 
 
 def main() -> None:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_sclip._widget import SclipWidget
-    from napari_sclip.testing import make_scene, tiny_clip_path
+    from napari_sclip.testing import make_scene
 
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("seed", nargs="?", type=int, default=3)
+    parser.add_argument("--extra", type=Path, default=None, help="also shoot the issue-8 states into this folder")
+    args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    scene = make_scene(int(sys.argv[1]) if len(sys.argv) > 1 else 3, size=320)
+    scene = make_scene(args.seed, size=320)
     viewer = napari.Viewer(show=True)
-    viewer.window.resize(1280, 860)
+    viewer.window.resize(1280, 800)
     app = QApplication.instance()
     viewer.add_image(scene.image, name="scene", rgb=True)
-    widget = SclipWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Open-vocabulary segmentation", area="right")
-    widget.model_name.setText("")
-    widget.checkpoint.setText(str(tiny_clip_path()))
-    widget.device_combo.setCurrentIndex(widget.device_combo.findData("cpu"))
-    widget.set_vocabulary("\n".join(scene.class_names), "")
-    widget.short_side.setValue(0)  # native size: the tiny model was trained at this scale
-    widget.run()
-    wait(widget, app)
-    widget.update_legend(wait=True)
-    app.processEvents()
-    save_small(viewer.screenshot(canvas_only=False, flash=False), OUT / "widget.png", 1280)
-
-    widget.short_side.setValue(128)  # two windows across: each probe map covers half the image
-    widget.run()
-    wait(widget, app)
-    widget.labels_layer.visible = False
-    h, w = scene.image.shape[:2]
-    worker = widget.probe_attention(h * 0.3, w * 0.3)
-    if worker is not None:
-        while worker.is_running or "scene attention (vanilla)" not in viewer.layers:
-            app.processEvents()
-            time.sleep(0.01)
-        wait(widget, app)
-        viewer.reset_view()
-        app.processEvents()
-        save_small(viewer.screenshot(canvas_only=False, flash=False), OUT / "attention_probe.png", 1280)
+    widget = open_widget(viewer, app)
+    readme_shots(viewer, app, widget, scene)
+    if args.extra is not None:
+        extra_shots(viewer, app, widget, args.extra)
     viewer.close()
 
 

@@ -78,3 +78,44 @@ def reference_merge(features, text, boxes, size):
         preds += F.pad(up, (b.x0, size[1] - b.x1, b.y0, size[0] - b.y1))
         count[:, b.y0 : b.y1, b.x0 : b.x1] += 1
     return preds / count
+
+
+# ---------------------------------------------------------------- the napari widget (Xvfb)
+@pytest.fixture(scope="session")
+def _one_viewer(qapp):
+    """One real viewer for the whole session (a viewer costs ~2 s to build and close)."""
+    import napari
+
+    v = napari.Viewer(show=False, show_welcome_screen=False)
+    yield v
+    v.close()
+
+
+@pytest.fixture
+def viewer(_one_viewer, qtbot):
+    """The shared viewer, emptied after each test (docks, layers, size); the test fails if an
+    exception reached napari's notification hook."""
+    from napari.utils.notifications import ErrorNotification, notification_manager
+
+    start = len(notification_manager.records)
+    yield _one_viewer
+    _one_viewer.window.remove_dock_widget("all")
+    _one_viewer.layers.clear()
+    _one_viewer.window.resize(1200, 800)
+    qtbot.wait(10)
+    errors = [r for r in notification_manager.records[start:] if isinstance(r, ErrorNotification)]
+    assert not errors, [str(e.message) for e in errors]
+
+
+@pytest.fixture
+def widget(viewer, qtbot, tiny_model):
+    """The widget as napari builds it from the manifest (napari hands it a public-API proxy)."""
+    from .widget_support import CLASSES, register_manifest
+
+    register_manifest()
+    _dock, w = viewer.window.add_plugin_dock_widget("napari-sclip", "Open-vocabulary segmentation")
+    w.set_model(tiny_model)
+    w.set_vocabulary(CLASSES, "")
+    w.set_options(short_side=64)
+    w.panels.results.edit_policy.value = "keep"
+    return w

@@ -68,17 +68,28 @@ def test_writer_is_declared_for_labels(manifest):
     assert any("labels" in [str(t) for t in w.layer_types] and ".tif" in w.filename_extensions for w in writers)
 
 
-def test_widget_helpers_do_not_import_qt_or_torch():
-    """The Qt-free helpers (and the manifest's sample/writer functions) load neither Qt nor torch."""
-    mods = ["_source", "_layers", "_session", "_jobs", "_steps", "_compat", "_export", "_vocab_files", "_sample_data"]
-    code = "; ".join(f"import napari_sclip.{m}" for m in mods) + "\nimport sys; print(' '.join(sys.modules))"
+def test_reader_is_declared_for_the_labels_files_it_writes(manifest):
+    readers = manifest.contributions.readers
+    assert any("*_labels.tif" in r.filename_patterns for r in readers)
+
+
+def test_napari_glue_imports_neither_qt_nor_torch():
+    """Every module of the Qt-free glue (and so the manifest's sample, reader and writer
+    functions) loads neither Qt nor torch: discovering the plugin costs nothing."""
+    from pathlib import Path
+
+    import napari_sclip._napari as glue
+
+    mods = sorted(p.stem for p in Path(glue.__file__).parent.glob("*.py") if p.stem != "__init__")
+    assert {"source", "session", "writer", "files", "samples"} <= set(mods)
+    code = "; ".join(f"import napari_sclip._napari.{m}" for m in mods) + "\nimport sys; print(' '.join(sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    heavy = {m for m in out if m.split(".")[0] in {"qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "torch"}}
+    heavy = {m for m in out if m.split(".")[0] in {"qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "magicgui", "torch"}}
     assert not heavy, sorted(heavy)[:5]
 
 
 def test_widget_module_imports_without_torch():
     """Opening the widget must not load torch (it loads in the worker on the first run)."""
-    code = "import napari_sclip._widget\nimport sys; print('torch' in sys.modules)"
+    code = "import napari_sclip._qt.widget\nimport sys; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

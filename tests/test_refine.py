@@ -63,3 +63,14 @@ def test_pamr_runs_after_the_merge_and_in_memory_equals_lazy(tiny_model, rgb_ima
     expect = torch.softmax(40 * refined, 0)
     np.testing.assert_allclose(eager.all_probabilities[1], expect[0].numpy(), atol=1e-6)  # cat: the first query
     assert RunOptions(refine="pamr").key("image") == RunOptions().key("image")  # the features stay valid
+
+
+def test_a_rescore_can_turn_pamr_on_without_the_encoder(tiny_model, rgb_image):
+    kw = dict(model=tiny_model, short_side=None, pamr_steps=3, pamr_dilations=(2, 4))
+    plain = segment(rgb_image, "cat; dog", **kw)
+    runs = tiny_model.image_batches_run
+    refined = plain.rescore("cat; dog", refine="pamr")
+    assert tiny_model.image_batches_run == runs and refined.options.refine == "pamr"
+    np.testing.assert_array_equal(refined.labels, segment(rgb_image, "cat; dog", refine="pamr", **kw).labels)
+    with pytest.raises(TypeError, match="only the score options"):
+        plain.rescore("cat", short_side=100)

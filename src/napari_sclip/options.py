@@ -139,11 +139,11 @@ class RunOptions:
         help="softmax temperature: higher is more decisive (the paper's VOC setting: 65)",
     )  # fmt: skip
     refine: str = option(
-        "none", kind="str", stage="score", choices=lambda: REFINERS, form="refine", label="Refinement",
+        "none", kind="str", stage="score", choices=lambda: REFINERS, form="scale", label="Refinement",
         help="none, or pamr: pixel-adaptive mask refinement of the full-resolution logits, guided by the image")  # fmt: skip
-    pamr_steps: int = option(10, kind="int", stage="score", low=1, high=200, form="refine", label="PAMR steps",
+    pamr_steps: int = option(10, kind="int", stage="score", low=1, high=200, form="scale", label="PAMR steps",
                              help="refinement iterations (with --refine pamr)")  # fmt: skip
-    pamr_dilations: tuple[int, ...] = option((8, 16), kind="ints", stage="score", low=1, high=512, form="refine",
+    pamr_dilations: tuple[int, ...] = option((8, 16), kind="ints", stage="score", low=1, high=512,
                                              label="PAMR dilations", help="neighbour distances in pixels, 8 "
                                              "neighbours each (with --refine pamr)")  # fmt: skip
     threshold: float = option(

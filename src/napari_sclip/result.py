@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -169,11 +170,12 @@ class Segmentation:
 
     # ------------------------------------------------------------------ re-scoring
     def rescore_steps(
-        self, classes: str | Sequence[ClassSpec] | Vocabulary, background=None, *, logit_scale: float | None = None
-    ) -> Steps[Segmentation]:
+        self, classes: str | Sequence[ClassSpec] | Vocabulary, background=None, *, logit_scale: float | None = None,
+        **score: Any,
+    ) -> Steps[Segmentation]:  # fmt: skip
         """Generator form of :meth:`rescore`."""
         vocab = Vocabulary.parse(classes, background)
-        options = self.options if logit_scale is None else RunOptions.build(self.options, logit_scale=logit_scale)
+        options = _score_options(self.options, dict(score, logit_scale=logit_scale))
         if get_mode(options.attention).needs_text:  # the image features depend on the words: run again
             from .segment import segment_steps
 
@@ -202,9 +204,13 @@ class Segmentation:
         logit_scale: float | None = None,
         progress: ProgressFn | None = None,
         cancel: CancelFn | None = None,
+        **score: Any,
     ) -> Segmentation:
-        """A new Segmentation for a new vocabulary from the cached image features (no image-encoder run)."""
-        return drain(self.rescore_steps(classes, background, logit_scale=logit_scale), progress, cancel)
+        """A new Segmentation for a new vocabulary from the cached image features (no image-encoder
+        run); the score options (``logit_scale``, ``refine``, ``pamr_steps``, ``pamr_dilations``) may
+        change too. Modes that read the words (resclip) run the image encoder again."""
+        steps = self.rescore_steps(classes, background, logit_scale=logit_scale, **score)
+        return drain(steps, progress, cancel)
 
     # ------------------------------------------------------------------ statistics and files
     def tally(self) -> Tally:
@@ -258,6 +264,17 @@ def decision_steps(base: Segmentation, lazy: bool, done: int, total: int) -> Ste
         best[rows, cols] = base.scorer.best_classes(rows, cols).numpy()
         yield Progress(done + i + 1, total, "merge")
     return replace(base, maps=Maps(best))._decide()
+
+
+def _score_options(options: RunOptions, changes: dict[str, Any]) -> RunOptions:
+    """``options`` with new values of score-stage options (None: unchanged); others are refused."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    stages = {f.name: f.metadata["spec"].stage for f in fields(RunOptions)}
+    wrong = sorted(k for k in changes if stages.get(k) != "score")
+    if wrong:
+        score = ", ".join(k for k, v in stages.items() if v == "score")
+        raise TypeError(f"a re-score changes only the score options ({score}), not {', '.join(wrong)}")
+    return RunOptions.build(options, **changes) if changes else options
 
 
 def _check_suppressed(sup: Iterable[int], n: int) -> frozenset[int]:

@@ -112,46 +112,43 @@ def segment(
     image,
     classes: str | Sequence[ClassSpec] | Vocabulary,
     *,
-    background: str | Sequence[str] | None = None,
-    model: SclipModel | ModelChoice | None = None,
-    options: RunOptions | None = None,
-    preset: str | None = None,
-    lazy: bool | None = None,
-    client=None,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
-    **settings: Any,
+    **keywords: Any,
 ) -> Segmentation:
     """Segment a 2D grayscale or RGB(A) image into the given classes with SCLIP.
 
     ``image``: a numpy, dask or zarr array, a ``tifffile.imread(path, aszarr=True)`` store, or a
     list of arrays as a pyramid (largest first); it is read window by window, never whole.
     ``classes``: ``"nucleus; cytoplasm"``, one class per line, or a list; synonyms separated by
-    commas. ``background`` words compete in the softmax and map to label 0. The run options
-    (:class:`~napari_sclip.RunOptions`: ``attention``, ``short_side``, ``long_side``, ``window``,
-    ``stride``, ``contrast_limits``, ``logit_scale``, ``refine``, ``pamr_steps``, ``pamr_dilations``,
-    ``threshold``, ``area_threshold``, ``mode_params``, ``batch_size``) are given as keywords, or as
-    ``options=`` with keywords overriding it; ``preset="naclip"`` starts from a published method's
-    settings (:meth:`RunOptions.preset`). ``lazy``: results as dask arrays computed on demand
-    (default: for lazy inputs and results over 1 GB). ``client``: a ``dask.distributed.Client`` whose
-    workers run the image encoder on groups of windows (each loads the model once; the image must be
-    picklable: numpy, or dask / zarr arrays on a shared disk). ``progress(done, total)`` is called
-    between batches; ``cancel()`` returning True raises :class:`~napari_sclip.errors.Cancelled` at
-    the next batch.
+    commas. ``background`` words compete in the softmax and map to label 0. ``model``: a loaded
+    model, a :class:`~napari_sclip.ModelChoice`, or None for ViT-B/16 with OpenAI's weights. The run
+    options (:class:`~napari_sclip.RunOptions`: ``attention``, ``mode_params``, ``short_side``,
+    ``long_side``, ``window``, ``stride``, ``contrast_limits``, ``logit_scale``, ``refine``,
+    ``pamr_steps``, ``pamr_dilations``, ``threshold``, ``area_threshold``, ``batch_size``) are given
+    as keywords, or as ``options=`` with keywords overriding it; ``preset="naclip-pamr"`` starts from
+    a published method's settings instead (:meth:`RunOptions.preset`).
+    ``lazy``: results as dask arrays computed on demand (default: for lazy inputs and results over
+    1 GB). ``client``: a ``dask.distributed.Client`` whose workers run the image encoder on groups
+    of windows (each loads the model once; the image must be picklable: numpy, or dask / zarr
+    arrays on a shared disk). ``progress(done, total)`` is called between batches; ``cancel()``
+    returning True raises :class:`~napari_sclip.errors.Cancelled` at the next batch.
     """
-    steps = segment_steps(image, classes, background=background, model=model, options=options, preset=preset,
-                          lazy=lazy, client=client, **settings)  # fmt: skip
-    return drain(steps, progress, cancel)
+    return drain(segment_steps(image, classes, **keywords), progress, cancel)
 
 
-def _with_option_keywords(fn) -> None:
-    """Show every run option as a keyword with its default in ``help(fn)`` and IDEs."""
-    sig = inspect.signature(fn)
-    params = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+def _with_option_keywords(fn, base=None) -> None:
+    """Show the keywords of ``base`` (default: ``fn``'s own) and every run option with its default
+    in ``help(fn)`` and IDEs."""
+    own = [p for p in inspect.signature(fn).parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    if base is not None:
+        known = {p.name for p in own} | {f.name for f in fields(RunOptions)}
+        own += [p for p in inspect.signature(base).parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY
+                and p.name not in known]  # fmt: skip
     for f in fields(RunOptions):
-        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type))
-    fn.__signature__ = sig.replace(parameters=params)
+        own.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type))
+    fn.__signature__ = inspect.signature(fn).replace(parameters=own)
 
 
-_with_option_keywords(segment)
 _with_option_keywords(segment_steps)
+_with_option_keywords(segment, segment_steps)

@@ -1,28 +1,19 @@
-"""The class legend: colour, name, area fraction, mean confidence and a visibility toggle per class."""
+"""The class legend: colour, name, area fraction, mean confidence and a visibility toggle per class
+(a Qt table: magicgui has none)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 
 import numpy as np
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtGui import QColor
 from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
+from .._napari.counts import LegendRow
+
 COLUMNS = ("show", "", "class", "area", "conf.")
-
-
-@dataclass(frozen=True)
-class LegendRow:
-    """One class in the legend (``fraction`` and ``confidence`` may be NaN when unknown)."""
-
-    label: int
-    name: str
-    colour: np.ndarray  # RGBA 0..1
-    fraction: float
-    confidence: float
-    visible: bool = True
 
 
 class Legend(QTableWidget):
@@ -73,7 +64,7 @@ class Legend(QTableWidget):
                 swatch.setFlags(Qt.ItemFlag.ItemIsEnabled)
                 self.setItem(r, 1, swatch)
                 name = QTableWidgetItem(row.name)
-                name.setToolTip(f"label {row.label}; double-click to paint with it and show its scores")
+                name.setToolTip(f"label {row.label}; double-click to paint with it and show its score map")
                 self.setItem(r, 2, name)
                 self.setItem(r, 3, _number(row.fraction, "{:.1%}"))
                 self.setItem(r, 4, _number(row.confidence, "{:.2f}"))
@@ -88,7 +79,7 @@ class Legend(QTableWidget):
             return
         row = self._rows[item.row()]
         visible = item.checkState() == Qt.CheckState.Checked
-        self._rows[item.row()] = LegendRow(row.label, row.name, row.colour, row.fraction, row.confidence, visible)
+        self._rows[item.row()] = replace(row, visible=visible)
         self.visibility_changed.emit(row.name, visible)
 
     def set_visible(self, name: str, visible: bool) -> None:

@@ -1,0 +1,102 @@
+"""Results to files and back, through the one writer (:func:`napari_sclip.io.write_result`): the
+widget's Export, napari's writer for labels layers, and napari's reader for the labels TIFFs it
+wrote (they open as a Labels layer with their class names)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .. import io
+from ..stats import Tally
+from . import counts
+from .layers import RESULT_TAG, TOKEN_KEY, features_table, label_colormap
+from .session import REGISTRY, Session
+
+
+def export(session: Session, path: str | os.PathLike, probabilities: bool = False, data=None) -> list[Path]:
+    """Write the session's labels (``data``, default the layer's), its class table (segmented
+    planes only) and optionally the probabilities, one channel per layer class."""
+    if session.labels is None or session.memory is None or not session.cache:
+        raise ValueError("Nothing to export yet: run a segmentation first.")
+    labels = np.asarray(session.labels.data if data is None else data)
+    counted = counts.tally(counts.count_inputs(session), band_rows=None)
+    table = counts.class_table(session.memory.names, session.vocabulary(), counted)
+    probs = _probabilities(session) if probabilities else None
+    return io.write_result(path, labels, table, class_names=session.memory.names, probabilities=probs)
+
+
+def _probabilities(session: Session) -> np.ndarray:
+    """``(N, *shape)`` float32: channel k-1 is the probability of the layer's label k (zeros where
+    a plane was not segmented or its vocabulary lacks the class)."""
+    memory, geo = session.memory, session.geometry
+    out = np.zeros((len(memory.names), *geo.shape), np.float32)
+    for plane, result in session.cache.items():
+        lut = memory.lut(result.seg.class_names)
+        out[(lut[1:] - 1, *plane)] = result.seg.probabilities
+    return out
+
+
+def write_labels(path: str, data, meta: dict) -> list[str]:
+    """npe2 writer: a labels layer to TIFF plus its class table. A layer the widget wrote (and whose
+    session is alive) gets the widget's export; any other layer its features' class names."""
+    token = (meta.get("metadata") or {}).get(TOKEN_KEY)
+    session = REGISTRY.get(token) if token else None
+    if session is not None and session.labels is not None and session.cache:
+        return [str(p) for p in export(session, path, data=data)]
+    labels = np.asarray(data)
+    names = _feature_names(meta.get("features"), int(labels.max(initial=0)))
+    table = Tally.of(labels).table(names)
+    return [str(p) for p in io.write_result(path, labels, table, class_names=names)]
+
+
+def _feature_names(features, largest: int) -> list[str]:
+    table: dict[int, str] = {}
+    if features is not None and "class" in features and "index" in features:
+        table = {int(i): str(c) for i, c in zip(features["index"], features["class"])}
+    top = max(max(table, default=0), largest)
+    return [table.get(k, f"label {k}") for k in range(1, top + 1)]
+
+
+def get_reader(path):
+    """npe2 reader: a labels TIFF written by napari-sclip (or None: not ours)."""
+    if isinstance(path, list | tuple) or not str(path).lower().endswith(io.TIFF_SUFFIXES):
+        return None
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            meta = tif.shaped_metadata[0] if tif.shaped_metadata else {}
+    except Exception:  # noqa: BLE001 - not a TIFF we can read: another reader's turn
+        return None
+    return read_labels if meta.get(io.FORMAT_TAG) == "labels" else None
+
+
+def read_labels(path) -> list[tuple]:
+    """The labels and their class names, as napari layer data."""
+    labels, names = io.read_labels(path)
+    kwargs = {"name": Path(path).stem, "features": features_table(names), "colormap": label_colormap(names),
+              "metadata": {RESULT_TAG: "labels", "file": str(path)}}  # fmt: skip
+    return [(labels, kwargs, "labels")]
+
+
+def get_zarr_reader(path):
+    """npe2 reader: an OME-Zarr result written by napari-sclip (or None: not ours)."""
+    if isinstance(path, list | tuple) or not io.is_zarr(path):
+        return None
+    try:
+        import zarr
+
+        ours = "napari-sclip" in zarr.open_group(str(path), mode="r").attrs
+    except Exception:  # noqa: BLE001 - not a zarr group we can read: another reader's turn
+        return None
+    return read_zarr if ours else None
+
+
+def read_zarr(path) -> list[tuple]:
+    """The labels (multiscale, class names as features) and the confidence map, read lazily."""
+    from ..io import ome_zarr
+
+    return ome_zarr.read_layers(path)
