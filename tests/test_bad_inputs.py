@@ -10,6 +10,7 @@ import torch
 from napari_sclip import ModelChoice, RunOptions, SclipModel, Vocabulary, load_model, segment
 from napari_sclip.errors import (
     CheckpointError,
+    InputImageError,
     NumericalError,
     OptionsError,
     ResourceError,
@@ -98,6 +99,22 @@ def test_a_run_that_cannot_fit_is_refused_before_allocating(tiny_model, rgb_imag
     with pytest.raises(ResourceError, match="would need about .* GB .* use a smaller short side"):
         segment(rgb_image, VOCAB, model=tiny_model, short_side=100_000)
     assert tiny_model.image_batches_run == 0
+
+
+def test_a_thin_line_is_not_enlarged_into_thousands_of_windows(tiny_model):
+    """A 1 x 500 line at the default short side would be 336 x 168,000 px (209,980 windows of the
+    tiny model): refused at once; a thicker strip has two ways out, which both work."""
+    line = np.random.default_rng(0).integers(0, 255, (1, 500), np.uint8)
+    with pytest.raises(InputImageError, match=r"1 x 500 .* enlarges it 336 times.*--short-side native"):
+        segment(line, VOCAB, model=tiny_model)
+    assert tiny_model.image_batches_run == 0
+    thick = np.random.default_rng(0).integers(0, 255, (8, 500), np.uint8)
+    with pytest.raises(InputImageError, match="enlarges it 42 times"):
+        segment(thick, VOCAB, model=tiny_model)
+    assert segment(thick, VOCAB, model=tiny_model, short_side=None).labels.shape == (8, 500)
+    assert segment(thick, VOCAB, model=tiny_model, long_side=1024).labels.shape == (8, 500)
+    small = np.random.default_rng(0).integers(0, 255, (20, 24), np.uint8)  # enlarged 17x, a few windows: fine
+    assert segment(small, VOCAB, model=tiny_model).labels.shape == (20, 24)
 
 
 def test_non_finite_scores_are_an_error_not_a_result(tiny_model, rgb_image):

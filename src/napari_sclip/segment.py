@@ -52,6 +52,23 @@ def _base_options(options: RunOptions | None, preset: str | None) -> RunOptions 
     return RunOptions.preset(preset) if preset is not None else options
 
 
+#: A resize that enlarges an image more than this many times, when its long side is more than this
+#: many times its short side, is refused: a 1 x 500 line at short side 336 would be 2,998 ViT-B/16
+#: windows of made-up pixels (small images of ordinary shape are enlarged as the paper does).
+MAX_ENLARGEMENT = 16
+
+
+def check_enlargement(shape: tuple[int, int], size: tuple[int, int], n_windows: int, short_side: int | None) -> None:
+    """Refuse a resize that turns a thin strip into thousands of windows of made-up pixels."""
+    factor, aspect = size[0] / shape[0], max(shape) / min(shape)
+    if factor > MAX_ENLARGEMENT and aspect > MAX_ENLARGEMENT:
+        raise InputImageError(
+            f"The image is {shape[0]} x {shape[1]} pixels: bringing its short side to {short_side} px enlarges it "
+            f"{factor:.0f} times, to {size[0]} x {size[1]} px ({n_windows} windows). Segment it at its own size "
+            f"(short_side=None, --short-side native), or cap its long side (long_side, --long-side)."
+        )
+
+
 def segment_steps(
     image,
     classes: str | Sequence[ClassSpec] | Vocabulary,
@@ -90,6 +107,7 @@ def segment_steps(
         f"Segmenting this {H} x {W} image at short side {opts.short_side} ({size[0]} x {size[1]} px, "
         f"{n_windows} windows)", "use a smaller short side.", spill_bytes(n_windows, grid),
     )  # fmt: skip
+    check_enlargement((H, W), size, n_windows, opts.short_side)
     boxes = window_grid(size[0], size[1], win, step)
     pixels = ModelInput(source, size, limits, model.mean, model.std)
     n_new = len(model.uncached(vocab.queries))
