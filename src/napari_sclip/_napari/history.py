@@ -16,6 +16,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .edits import EditMark
 from .session import Snapshot
 
@@ -42,7 +44,21 @@ class PluginUpdate:
 KEPT_STATES = 8
 
 
-Entry = UserEdit | PluginUpdate
+@dataclass
+class RegionCommit:
+    """An edit region's changes committed into a large result's store: the changed pixels (flat
+    indices into the region ``rows`` x ``cols`` of ``plane``) with their labels and edit flags
+    before and after (only what changed is kept)."""
+
+    plane: tuple
+    rows: slice
+    cols: slice
+    index: np.ndarray
+    before: tuple[np.ndarray, np.ndarray]
+    after: tuple[np.ndarray, np.ndarray]
+
+
+Entry = UserEdit | PluginUpdate | RegionCommit
 
 
 class History:
@@ -78,6 +94,14 @@ class History:
         updates = [e for e in self.undo_stack if isinstance(e, PluginUpdate) and e.before is not None]
         for old in updates[:-KEPT_STATES]:
             old.before = old.after = None
+
+    def generations(self) -> set[int]:
+        """Store generations an undo or redo can still reach (large results)."""
+        out = set()
+        for entry in (*self.undo_stack, *self.redo_stack):
+            if isinstance(entry, PluginUpdate) and entry.before is not None:
+                out.update(g for g in (entry.before.generation, entry.after.generation) if g is not None)
+        return out
 
     @property
     def top(self) -> Entry | None:

@@ -10,7 +10,7 @@ import numpy as np
 from qtpy.QtCore import QObject, Signal
 
 from .._napari.edits import EditMark, stroke_footprint
-from .._napari.history import Entry, History, UserEdit
+from .._napari.history import Entry, History, PluginUpdate, UserEdit
 from .._napari.session import Session
 
 
@@ -35,15 +35,18 @@ class EditTracker(QObject):
             if isinstance(entry, UserEdit):
                 for mark in entry.marks:
                     session.memory.apply(mark, not undone)
-            elif entry.before is None:
+            elif isinstance(entry, PluginUpdate) and entry.before is None:
                 session.settle(entry.planes)
-            else:
+            elif isinstance(entry, PluginUpdate):
                 session.restore(entry.before if undone else entry.after)
+            # a RegionCommit (large results) is written back by whoever hears ``restored``
             self.restored.emit(session, entry, undone)
             self.edited.emit()
 
         session.history = History(layer, on_step, lambda: session.memory is not None and session.memory.writing)
         session.history.attach()
+        if getattr(session, "store", None) is not None:  # a large result's multiscale: edited through regions
+            return
         paint = lambda event: self._on_paint(session, layer)  # noqa: E731
         drag = self._stroke_callback(session)
         layer.events.paint.connect(paint)
@@ -73,7 +76,7 @@ class EditTracker(QObject):
         memory = session.memory
         if memory is None or memory.writing or session.labels is not layer:
             return
-        if tuple(layer.data.shape) != memory.written.shape:
+        if tuple(layer.data.shape) != memory.shape:
             return
         mark = memory.record_change(layer.data, layer.brush_size)  # a dab spans one diameter
         edit = UserEdit([m for m in (*self._pending, mark) if m is not None])
@@ -96,7 +99,7 @@ class EditTracker(QObject):
                 coords.append(np.asarray(layer.world_to_data(event.position), float))
                 yield
             memory = session.memory
-            if memory is None or tuple(layer.data.shape) != memory.written.shape:
+            if memory is None or tuple(layer.data.shape) != memory.shape:
                 return
             shape = layer.data.shape
             plane = tuple(int(np.clip(round(c), 0, n - 1)) for c, n in zip(coords[0][:-2], shape[:-2]))

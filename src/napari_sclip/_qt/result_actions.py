@@ -16,8 +16,9 @@ class ResultActions:
     """Acts on ``current()`` (the selected image's session); ``say`` and ``notify`` report."""
 
     def __init__(self, viewer, current: Callable[[], Session | None], say: Callable[[str], None],
-                 notify: Callable[[str, str], None]) -> None:  # fmt: skip
+                 notify: Callable[[str, str], None], workers=None) -> None:  # fmt: skip
         self.viewer, self.current, self.say, self.notify = viewer, current, say, notify
+        self.workers = workers
 
     def _alive(self) -> Session | None:
         session = self.current()
@@ -59,9 +60,15 @@ class ResultActions:
 
     def export_dialog(self, parent, probabilities: bool) -> None:
         session = self.current()
+        large = session is not None and session.store is not None
         default = f"{session.name}_labels.tif" if session is not None else "labels.tif"
-        path = dialogs.save_path(parent, "Export labels", default, "TIFF (*.tif *.tiff)")
+        if large:
+            default = f"{session.name}.zarr"
+        path = dialogs.save_path(parent, "Export labels", default, "OME-Zarr (*.zarr)" if large else "TIFF (*.tif *.tiff)")
         if not path:
+            return
+        if large:
+            self._export_in_worker(session, path)
             return
         try:
             written = self.export(path, probabilities)
@@ -69,3 +76,16 @@ class ResultActions:
             self.notify("error", f"napari-sclip export: {exc}")
             return
         self.notify("info", "napari-sclip wrote " + ", ".join(Path(p).name for p in written))
+
+    def _export_in_worker(self, session: Session, path: str) -> None:
+        """A large result's OME-Zarr, chunk by chunk in a worker thread, progress on the status line."""
+        from .._napari.files import export_steps
+
+        def steps():
+            return (yield from export_steps(session, path))
+
+        self.workers.start(
+            steps, yielded=lambda p: self.say(f"exporting {Path(path).name}: {p.done} of {p.total}"),
+            returned=lambda written: self.notify("info", "napari-sclip wrote " + ", ".join(Path(p).name for p in written)),
+            errored=lambda exc: self.notify("error", f"napari-sclip export: {exc}"),
+        )  # fmt: skip

@@ -1,0 +1,184 @@
+"""The on-disk store of a large result: labels pyramids in zarr, the user's edit flags, and one
+pyramid per plugin update (a *generation*), so that undo of an update is a swap, not a recompute.
+
+Layout of a store (a temporary folder ``napari-sclip-store-*``, removed with the store object):
+``g<n>/<level>`` the labels of generation n, ``edited/<level>`` the pixels the user edited; every
+array has the result's shape at that level (plane axes whole, rows and columns halved per level,
+as :func:`napari_sclip.source.pyramid_sizes`), in chunks of :data:`CHUNK` pixels. Level i holds
+every ``2**i``-th pixel of level 0 (nearest: right for labels), so each level can be written from
+the engine's pyramid blocks directly, coarsest first.
+
+A new generation starts as hard links to the current one's chunk files (no copy): zarr replaces a
+chunk file atomically when it writes it, so writing a generation never changes another. Napari reads
+the arrays directly (not through dask, whose cache would show stale tiles).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import weakref
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from ..source import pyramid_sizes
+from .source import Plane
+
+CHUNK = 512
+BlockFn = Callable[[slice, slice, int], np.ndarray]  # (rows, cols, step) -> labels of that level block
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """``dst`` as hard links to the files of ``src`` (copies where links are not possible)."""
+
+    def link(a, b):
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    shutil.copytree(src, dst, copy_function=link)
+
+
+def level_window(start: int, stop: int, step: int) -> tuple[slice, slice]:
+    """The pixels of a level-0 span ``[start, stop)`` that level ``step`` holds: ``(level slice,
+    slice of the span's own pixels)``."""
+    first = -(-start // step)
+    last = -(-stop // step)
+    return slice(first, last), slice(first * step - start, None, step)
+
+
+class ResultStore:
+    """Labels pyramids of one result geometry ``shape`` (plane axes, then H, W) on disk."""
+
+    def __init__(self, shape, dtype, folder: str | os.PathLike | None = None) -> None:
+        self.shape = tuple(int(s) for s in shape)
+        self.lead = self.shape[:-2]
+        self.sizes = pyramid_sizes(self.shape[-2:])
+        if len(self.sizes) == 1:  # napari needs two levels to take a list as a multiscale
+            self.sizes.append(tuple(-(-n // 2) for n in self.sizes[0]))
+        self.dtype = np.dtype(dtype)
+        self.path = Path(tempfile.mkdtemp(prefix="napari-sclip-store-", dir=folder))
+        self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)
+        self.generation = 0
+        self._newest = 0
+        self._arrays: dict[str, list] = {}
+        self._create("g0", self.dtype)
+        self._create("edited", np.dtype(bool))
+
+    # ------------------------------------------------------------------ arrays
+    def _create(self, name: str, dtype) -> None:
+        import zarr
+
+        arrays = []
+        for i, size in enumerate(self.sizes):
+            chunks = (1,) * len(self.lead) + (min(CHUNK, size[0]), min(CHUNK, size[1]))
+            arrays.append(zarr.create_array(
+                store=str(self.path / name / str(i)), shape=(*self.lead, *size), chunks=chunks, dtype=dtype,
+                fill_value=0, zarr_format=2, chunk_key_encoding={"name": "v2", "separator": "/"},
+            ))  # fmt: skip
+        self._arrays[name] = arrays
+
+    def _open(self, name: str) -> list:
+        import zarr
+
+        if name not in self._arrays:
+            self._arrays[name] = [zarr.open_array(str(self.path / name / str(i)), mode="r+", zarr_format=2)
+                                  for i in range(len(self.sizes))]  # fmt: skip
+        return self._arrays[name]
+
+    def levels(self, generation: int | None = None) -> list:
+        """The labels pyramid (zarr arrays, largest first) of a generation (default: the current)."""
+        return self._open(f"g{self.generation if generation is None else generation}")
+
+    @property
+    def edited(self) -> list:
+        return self._open("edited")
+
+    @property
+    def nbytes_on_disk(self) -> int:
+        return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+
+    # ------------------------------------------------------------------ generations
+    def begin(self) -> int:
+        """A new generation, equal to the current one (hard links); returns its number."""
+        self._newest += 1
+        new = self._newest
+        _link_tree(self.path / f"g{self.generation}", self.path / f"g{new}")
+        return new
+
+    def drop(self, generation: int) -> None:
+        """Delete a generation that is neither current nor wanted any more."""
+        if generation != self.generation:
+            self._arrays.pop(f"g{generation}", None)
+            shutil.rmtree(self.path / f"g{generation}", ignore_errors=True)
+
+    def keep_only(self, wanted) -> None:
+        """Delete every generation but the current one and ``wanted`` (what undo / redo can reach)."""
+        keep = set(wanted) | {self.generation}
+        for folder in self.path.glob("g*"):
+            if folder.name[1:].isdigit() and int(folder.name[1:]) not in keep:
+                self.drop(int(folder.name[1:]))
+
+    # ------------------------------------------------------------------ writing
+    def chunks(self, level: int) -> list[tuple[slice, slice]]:
+        h, w = self.sizes[level]
+        return [(slice(r, min(r + CHUNK, h)), slice(c, min(c + CHUNK, w)))
+                for r in range(0, h, CHUNK) for c in range(0, w, CHUNK)]  # fmt: skip
+
+    def plane_chunks(self) -> int:
+        """Chunks a plane write goes through (every level)."""
+        return sum(len(self.chunks(i)) for i in range(len(self.sizes)))
+
+    def write_plane(self, generation: int, plane: Plane, block: BlockFn, ignore_edits: bool = False
+                    ) -> Iterator[tuple[int, int]]:  # fmt: skip
+        """Write the plugin's labels of ``plane`` into a generation, coarsest level first, chunk
+        by chunk (yields chunks done and in all); the user's edited pixels keep their value unless
+        ``ignore_edits``."""
+        total, done = self.plane_chunks(), 0
+        labels = self.levels(generation)
+        for level in reversed(range(len(self.sizes))):
+            for rows, cols in self.chunks(level):
+                key = (*plane, rows, cols)
+                new = block(rows, cols, 2**level).astype(self.dtype, copy=False)
+                flags = None if ignore_edits else self.edited[level][key]
+                if flags is not None and flags.any():
+                    new = np.where(flags, labels[level][key], new)
+                labels[level][key] = new
+                done += 1
+                yield done, total
+
+    def read_region(self, plane: Plane, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray]:
+        """Level-0 labels and edit flags of a region of the current generation."""
+        key = (*plane, rows, cols)
+        return np.asarray(self.levels()[0][key]), np.asarray(self.edited[0][key])
+
+    def write_region(self, plane: Plane, rows: slice, cols: slice, labels: np.ndarray, edited: np.ndarray) -> None:
+        """Level-0 labels and edit flags of a region into the current generation, and into every
+        pyramid level the pixels it holds of them."""
+        for arrays, values in ((self.levels(), labels), (self.edited, edited)):
+            for level, array in enumerate(arrays):
+                step = 2**level
+                (r_lvl, r_own), (c_lvl, c_own) = level_window(rows.start, rows.stop, step), level_window(cols.start, cols.stop, step)
+                part = values[r_own, c_own]
+                if part.size:
+                    array[(*plane, r_lvl, c_lvl)] = part
+
+    # ------------------------------------------------------------------ edits
+    def has_edits(self) -> bool:
+        """Whether any pixel is flagged as the user's (all-False chunks are never stored)."""
+        return any(f.is_file() for f in (self.path / "edited" / "0").rglob("*") if not f.name.startswith("."))
+
+    def clear_edits(self) -> None:
+        """Forget every edit flag."""
+        self._arrays.pop("edited", None)
+        shutil.rmtree(self.path / "edited", ignore_errors=True)
+        self._create("edited", np.dtype(bool))
+
+    def close(self) -> None:
+        """Delete the store's folder now."""
+        self._arrays.clear()
+        self._finalizer()
