@@ -148,7 +148,7 @@ def measured(widget, app, meter: StallMeter, start) -> dict[str, float]:
     }
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=["tiny", "vit-b-16"], default="vit-b-16")
     parser.add_argument("--precision", default="auto")
@@ -159,13 +159,16 @@ def main() -> None:
     parser.add_argument("--large", action="store_true", help="the large-image mode (widget_large.py): a lazily "
                         "generated multiscale scene (--size 16384), labels in a store, edit regions, panning")  # fmt: skip
     parser.add_argument("--scene-folder", default="/tmp", help="--large: where the scene's zarr pyramid is kept")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments()
     if args.large:
         from widget_large import main as large_main
 
         report(*large_main(args, build_model), path=args.json)
         return
-
     import napari
     from qtpy.QtWidgets import QApplication
 

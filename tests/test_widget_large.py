@@ -70,20 +70,14 @@ def _labels0(layer) -> np.ndarray:
     return np.asarray(layer.data[0])
 
 
-def test_large_result_is_a_multiscale_store_and_edits_survive_everything(viewer, widget, qtbot, large, tmp_path,
-                                                                        MouseEvent):  # fmt: skip
+def _painted_result(viewer, widget, MouseEvent):
+    """A large result with a real brush stroke applied through an edit region: (layer, store, seg,
+    mask of the stroke's pixels, painted label 3)."""
     from napari.layers import Labels
 
-    img = viewer.add_image(scene(), rgb=True, name="photo")
+    viewer.add_image(scene(), rgb=True, name="photo")
     assert widget.run() == "done"
-    layer, store = widget.labels_layer, widget.session.store
-    assert layer.multiscale and not layer.editable and len(layer.data) == len(store.sizes) == 2
-    assert all(type(a).__module__.startswith("zarr") and str(store.path) in str(a.store) for a in layer.data)
-    seg = widget.session.cache[()].seg
-    assert seg.lazy and widget.session.memory.shape == (150, 200)
-    for i, level in enumerate(layer.data):
-        np.testing.assert_array_equal(np.asarray(level), np.asarray(seg.labels_level(2**i)))
-    # an edit region over the part in view, painted with a real brush stroke, applied
+    layer, store, seg = widget.labels_layer, widget.session.store, widget.session.cache[()].seg
     viewer.scene.camera.center, viewer.scene.camera.zoom = (0, 75, 100), 8.0
     edit = widget.edit_region()
     h, w = (n / 8 for n in viewer.canvas.size)  # the canvas at zoom 8, in image pixels
@@ -101,47 +95,59 @@ def test_large_result_is_a_multiscale_store_and_edits_survive_everything(viewer,
     assert layer.visible and not edit.visible and store.has_edits()
     mine = np.zeros((150, 200), bool)
     mine[y0 : y0 + painted.shape[0], x0 : x0 + painted.shape[1]] = painted
+    return layer, store, seg, mine
 
-    def kept():
-        data = _labels0(layer)
-        assert (data[mine] == 3).all()
-        np.testing.assert_array_equal(np.asarray(layer.data[1]), data[::2, ::2])  # the pyramid follows
 
-    kept()
+def _kept(layer, mine) -> None:
+    data = _labels0(layer)
+    assert (data[mine] == 3).all()
+    np.testing.assert_array_equal(np.asarray(layer.data[1]), data[::2, ::2])  # the pyramid follows
+
+
+def test_large_result_is_a_multiscale_store_and_edits_survive_everything(viewer, widget, qtbot, large, MouseEvent):
+    layer, store, seg, mine = _painted_result(viewer, widget, MouseEvent)
+    assert layer.multiscale and not layer.editable and len(layer.data) == len(store.sizes) == 2
+    assert all(type(a).__module__.startswith("zarr") and str(store.path) in str(a.store) for a in layer.data)
+    assert seg.lazy and widget.session.memory.shape == (150, 200)
+    np.testing.assert_array_equal(_labels0(layer)[~mine], np.asarray(seg.labels)[~mine])
+    _kept(layer, mine)
     assert finish(widget, qtbot, lambda: widget.set_threshold(0.6)) == "done"  # relabel: into the store
-    kept()
+    _kept(layer, mine)
     np.testing.assert_array_equal(_labels0(layer)[~mine], np.asarray(seg.relabel(threshold=0.6).labels)[~mine])
     widget.set_vocabulary(CLASSES + "\nyellow thing")
     assert widget.run() == "done" and "re-scored" in widget.panels.run_bar.status.text()
-    kept()
+    _kept(layer, mine)
     widget.set_options(short_side=96)
     assert widget.run() == "done" and "segmented" in widget.panels.run_bar.status.text()
-    kept()
+    _kept(layer, mine)
     assert widget.labels_layer is layer and widget.session.store is store
     # undo of plugin updates swaps generations back (slider too); undo of the commit un-paints
-    layer.undo()
-    layer.undo()
-    layer.undo()
+    for _ in range(3):
+        layer.undo()
     assert widget.panels.refine.values()["threshold"] == 0.0
-    kept()
+    _kept(layer, mine)
     layer.undo()
     qtbot.waitUntil(lambda: not widget.regions.writing, timeout=10_000)
     np.testing.assert_array_equal(_labels0(layer), np.asarray(seg.labels))
     assert not store.has_edits()
     layer.redo()
     qtbot.waitUntil(lambda: not widget.regions.writing, timeout=10_000)
-    kept()
-    # the result with its edits to OME-Zarr; then forget the edits: the next update overwrites
-    written = widget.export(tmp_path / "photo.zarr")
+    _kept(layer, mine)
+
+
+def test_large_result_exports_with_its_edits_and_forgets_them(viewer, widget, qtbot, large, tmp_path, MouseEvent):
     from napari_sclip.io.ome_zarr import read_layers
 
+    layer, store, seg, mine = _painted_result(viewer, widget, MouseEvent)
+    written = widget.export(tmp_path / "photo.zarr")
     np.testing.assert_array_equal(np.asarray(read_layers(written[0])[1][0][0]), _labels0(layer))
+    assert "green thing" in written[1].read_text()
     widget.forget_edits()
     assert not store.has_edits()
-    assert finish(widget, qtbot, lambda: widget.set_threshold(0.1)) == "done"
-    np.testing.assert_array_equal(_labels0(layer), np.asarray(seg.relabel(threshold=0.1).labels))
-    assert len(list(store.path.glob("g*"))) <= 9  # generations beyond undo's reach are deleted
-    assert img.data is not None
+    for threshold in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.1, 0.2, 0.25):
+        assert finish(widget, qtbot, lambda t=threshold: widget.set_threshold(t)) == "done"
+    np.testing.assert_array_equal(_labels0(layer), np.asarray(seg.relabel(threshold=0.25).labels))
+    assert len(list(store.path.glob("g*"))) <= 9  # generations beyond undo's reach (8 updates) are deleted
 
 
 def _traced_peak(action) -> int:

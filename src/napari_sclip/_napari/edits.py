@@ -172,18 +172,13 @@ class StoreMemory:
     :class:`~.store.ResultStore` (chunked, on disk, never a full-resolution array in memory); the
     layer's class numbering here. Edits reach the store only through an edit region's commit."""
 
+    dtype = property(lambda self: self.store.dtype)
+    shape = property(lambda self: self.store.shape)
+
     def __init__(self, store, names: Iterable[str] = ()) -> None:
         self.store = store
         self.names: list[str] = list(names)
         self.writing = False
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.store.dtype
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.store.shape
 
     def lut(self, class_names: Sequence[str]) -> np.ndarray:
         lut = _lut(self.names, class_names, np.int64)

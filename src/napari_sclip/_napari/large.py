@@ -30,6 +30,7 @@ class StoreJob:
     ignore_edits: bool = False
     generation: int | None = None
     outcomes: dict[Plane, PlaneOutcome] = field(default_factory=dict)
+    discarded: bool = False
 
     def begin_step(self) -> Callable[[], StepGen]:
         def begin():
@@ -57,10 +58,13 @@ class StoreJob:
             block = lambda rows, cols, step: table[seg.labels_block(rows, cols, step)]  # noqa: E731
             for done, total in self.store.write_plane(self.generation, plane, block, self.ignore_edits):
                 yield Tick(done, total, f"labels chunk {done} of {total}")
+                if self.discarded:  # the job was stopped: nothing more into a dropped generation
+                    return
 
         return gen
 
     def discard(self) -> None:
+        self.discarded = True
         if self.generation is not None:
             self.store.drop(self.generation)
 

@@ -80,8 +80,7 @@ class EditRegion:
 
     @property
     def title(self) -> str:
-        y0, y1, x0, x1 = self.box
-        return f"{self.session.title} labels: edit rows {y0}-{y1}, columns {x0}-{x1}"
+        return f"{self.session.title} edit region"
 
     def lead(self) -> tuple[int, ...]:
         return (1,) * len(self.plane)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
+import uuid
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -111,10 +113,18 @@ class ResultStore:
         return new
 
     def drop(self, generation: int) -> None:
-        """Delete a generation that is neither current nor wanted any more."""
-        if generation != self.generation:
-            self._arrays.pop(f"g{generation}", None)
-            shutil.rmtree(self.path / f"g{generation}", ignore_errors=True)
+        """Delete a generation that is neither current nor wanted any more (renamed at once, its
+        files deleted in a background thread: thousands of chunk files take a while)."""
+        folder = self.path / f"g{generation}"
+        if generation == self.generation or not folder.exists():
+            return
+        self._arrays.pop(f"g{generation}", None)
+        trash = self.path / f".trash-{uuid.uuid4().hex}"
+        try:
+            os.replace(folder, trash)
+        except OSError:
+            return
+        threading.Thread(target=shutil.rmtree, args=(trash, True), daemon=True).start()
 
     def keep_only(self, wanted) -> None:
         """Delete every generation but the current one and ``wanted`` (what undo / redo can reach)."""
@@ -136,8 +146,8 @@ class ResultStore:
     def write_plane(self, generation: int, plane: Plane, block: BlockFn, ignore_edits: bool = False
                     ) -> Iterator[tuple[int, int]]:  # fmt: skip
         """Write the plugin's labels of ``plane`` into a generation, coarsest level first, chunk
-        by chunk (yields chunks done and in all); the user's edited pixels keep their value unless
-        ``ignore_edits``."""
+        by chunk (yields chunks done and in all, each before its write); the user's edited pixels
+        keep their value unless ``ignore_edits``."""
         total, done = self.plane_chunks(), 0
         labels = self.levels(generation)
         for level in reversed(range(len(self.sizes))):
@@ -147,9 +157,9 @@ class ResultStore:
                 flags = None if ignore_edits else self.edited[level][key]
                 if flags is not None and flags.any():
                     new = np.where(flags, labels[level][key], new)
-                labels[level][key] = new
                 done += 1
-                yield done, total
+                yield done, total  # before the write: a job stopped here writes nothing more
+                labels[level][key] = new
 
     def read_region(self, plane: Plane, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray]:
         """Level-0 labels and edit flags of a region of the current generation."""
