@@ -112,9 +112,10 @@ def extra_shots(viewer, app, widget, folder: Path) -> None:
     shoot(viewer, app, folder / "5_scrolled_to_results.png")
 
 
-def large_shots(viewer, app, widget) -> None:
+def large_shots(viewer, app, widget, extra: Path) -> None:
     """The large-image states: a 4800 x 4800 scene (a multiscale layer) segmented into a store,
-    an edit region painted in, a lazy score map, and a visible-region result."""
+    an edit region painted in, and a visible-region result (README, 960 px wide); the applied edit
+    and a lazy score map into ``extra`` (for a reviewer's eyes)."""
     import numpy as np
 
     from napari_sclip.testing import make_scene
@@ -129,7 +130,7 @@ def large_shots(viewer, app, widget) -> None:
     widget.run()
     widget.update_legend(wait=True)
     viewer.reset_view()
-    shoot(viewer, app, OUT / "large_result.png")
+    shoot(viewer, app, OUT / "large_result.png", 960)
     camera = viewer.scene.camera
     camera.center, camera.zoom = (2400, 2400), 1.0
     edit = widget.edit_region()
@@ -139,14 +140,15 @@ def large_shots(viewer, app, widget) -> None:
         hit = np.abs((yy - h / 2) - (xx - w / 2) * 0.5) < 12
         edit.data_setitem(np.nonzero(hit), 2)
     edit.refresh()
-    shoot(viewer, app, OUT / "large_edit_region.png")
+    shoot(viewer, app, OUT / "large_edit_region.png", 960)
     widget.apply_edits()
     wait(widget, app)
     viewer.reset_view()
-    shoot(viewer, app, OUT / "large_applied.png")
+    extra.mkdir(parents=True, exist_ok=True)
+    shoot(viewer, app, extra / "large_applied.png")
     widget.show_scores(scene.class_names[0])
     viewer.reset_view()
-    shoot(viewer, app, OUT / "large_score_map.png")
+    shoot(viewer, app, extra / "large_score_map.png")
     widget.scores_layer.visible = False
     camera.center, camera.zoom = (1200, 3600), 0.5
     widget.set_image(image, region="visible")
@@ -155,7 +157,7 @@ def large_shots(viewer, app, widget) -> None:
     widget.update_legend(wait=True)
     whole.visible = False  # the region's result alone over the image
     viewer.reset_view()
-    shoot(viewer, app, OUT / "large_visible_region.png")
+    shoot(viewer, app, OUT / "large_visible_region.png", 960)
 
 
 def main() -> None:
@@ -177,7 +179,7 @@ def main() -> None:
     viewer.add_image(scene.image, name="scene", rgb=True)
     widget = open_widget(viewer, app)
     if args.large:
-        large_shots(viewer, app, widget)
+        large_shots(viewer, app, widget, args.extra or Path("large-shots"))
         viewer.close()
         return
     readme_shots(viewer, app, widget, scene)
