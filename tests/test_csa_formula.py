@@ -103,10 +103,10 @@ def test_model_wrapper_runs_the_same_forward(tiny_clip):
 
 
 def test_positional_table_kept_at_native_grid_and_resampled_otherwise(tiny_clip):
-    from napari_sclip.encoder import position_table
+    from napari_sclip.towers import position_table
 
     v = tiny_clip.visual
-    assert position_table(v, (4, 4)) is v.positional_embedding
-    t = position_table(v, (3, 6))
+    assert position_table(v.positional_embedding, (4, 4), (4, 4), True) is v.positional_embedding
+    t = position_table(v.positional_embedding, (4, 4), (3, 6), True)
     assert t.shape == (1 + 18, v.positional_embedding.shape[1])
     torch.testing.assert_close(t[0], v.positional_embedding[0])

@@ -133,7 +133,7 @@ def test_a_dataset_layout_with_a_names_file(tmp_path, model):
     assert code == 0
     settings = result["settings"]
     assert (settings["method"], settings["logit_scale"], settings["threshold"]) == ("sclip", 50, 0.1)  # published
-    assert settings["resize"] is None and settings["window"] == 64  # yours win
+    assert settings["short_side"] is None and settings["long_side"] is None and settings["window"] == 64  # yours win
     assert result["miou"] > 0.75 and result["data"]["name"] == "OpenEarthMap"  # measured 0.865
     words = names.read_text().split("\n")
     conf = np.zeros((9, 9), np.int64)
@@ -174,13 +174,16 @@ def test_a_partial_benchmark_is_planned_with_its_published_settings_and_a_warnin
     assert any("has 1449 images, this one 1: the result is not comparable" in n for n in job.notes)
 
 
-def test_a_mode_this_version_lacks_is_named(tmp_path, capsys):
-    from napari_sclip.attention import MODES
+def test_every_method_plans_with_its_published_settings(tmp_path):
+    from napari_sclip.cli import build_parser
+    from napari_sclip.evaluate.command import plan
 
-    if "segearth" in MODES:
-        pytest.skip("segearth is available")
     _openearthmap(tmp_path / "oem")
-    code, _ = _evaluate("--dataset", "openearthmap", "--root", tmp_path / "oem", "--method", "segearth",
-                        out=tmp_path / "r.json")  # fmt: skip
-    assert code == 2
-    assert "segearth's settings cannot run here: Unknown attention mode 'segearth'" in capsys.readouterr().err
+    for method, expect in [("segearth", ("segearth", 448, 448, "none", (("cls_weight", -0.3),))),
+                           ("naclip-pamr", ("naclip", 448, 448, "pamr", ())),
+                           ("resclip", ("resclip", 448, 448, "none", (("feedback_threshold", 0.25),
+                                                                      ("rcs", (2.0, 0.4)), ("sfr", (1.8, 0.7)))))]:
+        args = build_parser().parse_args(["evaluate", "--dataset", "openearthmap", "--root", str(tmp_path / "oem"),
+                                          "--method", method])
+        o = plan(args).task.protocol.options
+        assert (o.attention, o.short_side, o.long_side, o.refine, o.mode_params) == expect

@@ -166,6 +166,6 @@ def test_labels_only_interpolate_near_class_boundaries(tiny_model, big_image, mo
 
     seen = []
     original = tiling.Merge.at_points
-    monkeypatch.setattr(tiling.Merge, "at_points", staticmethod(lambda *a: seen.append(len(a[2])) or original(*a)))
+    monkeypatch.setattr(tiling.Merge, "at_points", staticmethod(lambda *a: seen.append(len(a[3])) or original(*a)))
     segment(big_image, VOCAB, model=tiny_model, short_side=64)
     assert 0 < sum(seen) < 0.5 * big_image.shape[0] * big_image.shape[1]

@@ -104,8 +104,13 @@ def save_checkpoint(
 
 
 def _check_clip_keys(sd: dict, path: Path) -> None:
-    needed = ("visual.conv1.weight", "visual.positional_embedding", "token_embedding.weight")
-    missing = [k for k in needed if k not in sd]
+    """An image tower (open_clip's ViT, or timm's inside open_clip) and a text tower (CLIP's, or a
+    Hugging Face one under ``text.``) must be there."""
+    vision = ("visual.conv1.weight", "visual.positional_embedding") if "visual.conv1.weight" in sd else (
+        "visual.trunk.patch_embed.proj.weight", "visual.trunk.pos_embed")  # fmt: skip
+    missing = [k for k in vision if k not in sd]
+    if "token_embedding.weight" not in sd and not any(k.startswith("text.") for k in sd):
+        missing.append("token_embedding.weight")
     if missing:
         sample = ", ".join(list(sd)[:4]) or "no tensors"
         raise CheckpointError(

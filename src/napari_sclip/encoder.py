@@ -1,157 +1,180 @@
-"""Dense forward passes of an open_clip CLIP: per-patch image features with a patched last block,
-and text embeddings cut to the prompts' real length.
+"""Dense forward passes of an open_clip CLIP: per-patch image features with a mode's last stage, and
+text embeddings cut to the prompts' real length.
 
-These functions take the raw open_clip modules, so they can be read and tested on their own.
+The image side is one path for every mode and every tower: embed the windows, run blocks 1..L-1 as
+they are (keeping what the mode declared it needs: block outputs, block attention), then the mode's
+last stage (:class:`~napari_sclip.attention.Mode`), which returns normalised patch features.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import LastBlock
-from .errors import UnsupportedModelError
+from .attention import Mode, block_number
+from .towers import BlockView, Tower, tower_of
 
 
-def check_dense_vision(visual: nn.Module) -> None:
-    """Raise if ``visual`` is not an open_clip ViT whose last block SCLIP can patch."""
-    needed = ("conv1", "class_embedding", "positional_embedding", "ln_pre", "transformer", "ln_post")
-    if not all(hasattr(visual, a) for a in needed):
-        raise UnsupportedModelError(
-            f"{type(visual).__name__} is not an open_clip VisionTransformer; SCLIP needs a CLIP ViT "
-            "(e.g. ViT-B-16, ViT-L-14). ResNet, ConvNeXt and timm towers are not supported."
-        )
-    if getattr(visual, "attn_pool", None) is not None or getattr(visual, "proj", None) is None:
-        raise UnsupportedModelError(
-            "This CLIP ViT uses attentional pooling or has no projection; SCLIP needs the plain "
-            "CLS-token ViT of CLIP / OpenCLIP."
-        )
-    last = visual.transformer.resblocks[-1]
-    if not isinstance(getattr(last, "attn", None), nn.MultiheadAttention):
-        raise UnsupportedModelError(
-            "The last ViT block does not use standard multi-head attention (custom attention "
-            "variants are not supported by SCLIP's correlative self-attention)."
-        )
+def check_dense_vision(visual: nn.Module) -> Tower:
+    """The tower of ``visual``; raises UnsupportedModelError if it is not a ViT the modes can run."""
+    return tower_of(visual)
 
 
-def _native_grid(visual: nn.Module) -> tuple[int, int]:
-    return tuple(int(g) for g in visual.grid_size)
+def names_order(query_labels) -> list[int]:
+    """The queries in the official names-file order: the background words first, then each class's
+    synonyms in label order (a stable sort by label). Modes that label pixels by query index read
+    the text in this order, so that "query 0" is the one the official code means."""
+    labels = [int(v) for v in query_labels]
+    return sorted(range(len(labels)), key=labels.__getitem__)
 
 
-def position_table(visual: nn.Module, grid: tuple[int, int], cache: dict | None = None) -> torch.Tensor:
-    """Position embeddings for a ``grid`` of patches: the table as is at the native grid, else its
-    patch part bicubically resampled (CLS position kept), with the official code's scale factors.
-    ``cache`` (owned by the caller, e.g. the model wrapper) keeps the last resampled table."""
-    table = visual.positional_embedding
-    if tuple(grid) == _native_grid(visual):
-        return table
-    cache = {} if cache is None else cache
-    key = (tuple(grid), table.dtype, table.device, table.data_ptr())
-    if key not in cache:
-        n = int(round((table.shape[0] - 1) ** 0.5))
-        gh, gw = grid
-        patch = table[1:].float().reshape(1, n, n, -1).permute(0, 3, 1, 2)
-        # The official code asks for scale factors (g + 0.1) / n, which fixes both the output size
-        # and the sampling positions; reproduce that exactly.
-        patch = F.interpolate(
-            patch, scale_factor=((gh + 0.1) / n, (gw + 0.1) / n), mode="bicubic", align_corners=False
-        )
-        if patch.shape[-2:] != (gh, gw):  # pragma: no cover - guarded by the formula above
-            raise RuntimeError(f"position table resampled to {tuple(patch.shape[-2:])}, wanted {grid}")
-        patch = patch.permute(0, 2, 3, 1).reshape(gh * gw, -1)
-        cache.clear()
-        cache[key] = torch.cat([table[:1].float(), patch], dim=0).to(table.dtype)
-    return cache[key]
+@dataclass
+class ModeInputs:
+    """What a mode may use beyond the pixels: the query embeddings ``(Q, D)`` (normalised, in
+    :func:`names_order`), the logit scale, and the mode's parameters (see :meth:`Mode.param_values`)."""
+
+    text: torch.Tensor | None = None
+    logit_scale: float = 40.0
+    params: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _run_blocks(transformer: nn.Module, x: torch.Tensor, blocks) -> torch.Tensor:
-    batch_first = getattr(transformer, "batch_first", True)
-    if not batch_first:
-        x = x.transpose(0, 1)
-    for blk in blocks:
-        x = blk(x)
-    return x if batch_first else x.transpose(0, 1)
+@dataclass
+class Trunk:
+    """A batch of windows after blocks 1..L-1, with everything its mode asked for.
+
+    ``x`` is the residual stream ``(B, 1+N, width)`` (CLS first); ``outputs`` and ``attentions`` map
+    the mode's declared block numbers to that block's output / own attention weights."""
+
+    tower: Tower
+    mode: Mode
+    x: torch.Tensor
+    grid: tuple[int, int]
+    pixels: torch.Tensor
+    inputs: ModeInputs
+    params: dict[str, Any]
+    outputs: dict[int, torch.Tensor]
+    attentions: dict[int, torch.Tensor]
+    record: bool = False
+    last_attention: torch.Tensor | None = None
+
+    @property
+    def last(self) -> BlockView:
+        return self.tower.views[-1]
+
+    def keep(self, weights: torch.Tensor) -> None:
+        """Keep the final attention weights when the caller asked for them (the attention probe)."""
+        if self.record:
+            self.last_attention = weights
+
+    def text(self) -> torch.Tensor:
+        if self.inputs.text is None:
+            from .errors import OptionsError
+
+            raise OptionsError(f"The {self.mode.name} mode needs the text embeddings of the vocabulary.")
+        return self.inputs.text
 
 
-def patch_tokens(conv: nn.Conv2d, pixels: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-    """The patch embedding as a matrix product: ``(B, gh*gw, width)`` and the grid ``(gh, gw)``.
-
-    Equal to ``conv(pixels)`` (kernel = stride = patch; a remainder smaller than a patch is
-    dropped), but it avoids oneDNN's bf16 convolution kernel on AMX CPUs, which returns garbage
-    (NaN or wrong values) when the output is one patch wide, and it is faster there too.
-    """
-    p = conv.kernel_size[0]
-    b, c, h, w = pixels.shape
-    gh, gw = h // p, w // p
-    patches = pixels[:, :, : gh * p, : gw * p].reshape(b, c, gh, p, gw, p).permute(0, 2, 4, 1, 3, 5)
-    weight = conv.weight.reshape(conv.weight.shape[0], -1)
-    tokens = patches.reshape(b, gh * gw, c * p * p) @ weight.T
-    if conv.bias is not None:
-        tokens = tokens + conv.bias
-    return tokens, (gh, gw)
+def at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32, or float64 when it is float64 (the formula tests run in float64)."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
-def _embed(visual: nn.Module, pixels: torch.Tensor, cache: dict | None) -> tuple[torch.Tensor, tuple[int, int]]:
-    tokens, grid = patch_tokens(visual.conv1, pixels)
-    cls = visual.class_embedding.to(tokens.dtype).expand(tokens.shape[0], 1, -1)
-    tokens = torch.cat([cls, tokens], dim=1) + position_table(visual, grid, cache).to(tokens.dtype)
-    return visual.ln_pre(tokens), grid
+def patch_features(tokens: torch.Tensor, cls_weight: float = 0.0) -> torch.Tensor:
+    """Normalised patch features ``(B, N, D)`` float32 from projected tokens (CLS first). A non-zero
+    ``cls_weight`` adds that multiple of the normalised CLS feature to every patch, so that each
+    patch's cosine logits carry ``cls_weight`` x the CLS's (SegEarth-OV's global bias, folded in)."""
+    tokens = at_least_float32(tokens)
+    feats = F.normalize(tokens[:, 1:], dim=-1)
+    if cls_weight:
+        feats = feats + cls_weight * F.normalize(tokens[:, :1], dim=-1)
+    return feats
 
 
-def _attention_weights(block: nn.Module, y: torch.Tensor, mode: LastBlock, grid) -> tuple:
-    attn: nn.MultiheadAttention = block.attn
-    b, length, width = y.shape
-    heads = attn.num_heads
-    head_dim = width // heads
-    q, k, v = F.linear(y, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
-
-    def split(t: torch.Tensor) -> torch.Tensor:
-        return t.reshape(b, length, heads, head_dim).transpose(1, 2).reshape(b * heads, length, head_dim)
-
-    q, k, v = split(q), split(k), split(v)
-    weights = mode.weights(q, k, v, head_dim**-0.5, grid)
-    return weights, v, (b, length, width, heads, head_dim)
-
-
-def last_block(block: nn.Module, x: torch.Tensor, mode: LastBlock, grid: tuple[int, int]) -> torch.Tensor:
-    """Run the final residual block with ``mode``'s attention (batch-first tokens, CLS first)."""
-    weights, v, (b, length, width, heads, head_dim) = _attention_weights(block, block.ln_1(x), mode, grid)
-    out = torch.bmm(weights, v).reshape(b, heads, length, head_dim).transpose(1, 2).reshape(b, length, width)
-    out = block.attn.out_proj(out)
-    out = block.ls_1(out) if hasattr(block, "ls_1") else out
+def last_block(trunk: Trunk, x: torch.Tensor, weights_fn=None) -> torch.Tensor:
+    """The last block on ``x`` with the mode's attention weights, residual and FFN."""
+    mode, view = trunk.mode, trunk.last
+    heads = view.qkv(x)
+    weights = (weights_fn or mode.weights)(heads.q, heads.k, heads.v, heads.scale, trunk.grid)
+    trunk.keep(weights)
+    out = view.mix(weights, heads)
     x = x + out if mode.residual else out
-    if mode.ffn:
-        mlp = block.mlp(block.ln_2(x))
-        x = x + (block.ls_2(mlp) if hasattr(block, "ls_2") else mlp)
-    return x
+    return view.ffn(x) if mode.ffn else x
+
+
+def standard_features(trunk: Trunk, cls_weight: float = 0.0) -> torch.Tensor:
+    """The last block with the mode's weights, ``final norm @ proj`` on every token, CLS dropped."""
+    return patch_features(trunk.tower.project(last_block(trunk, trunk.x)), cls_weight)
+
+
+def run_trunk(tower: Tower, pixels: torch.Tensor, mode: Mode, inputs: ModeInputs | None = None,
+              cache: dict | None = None) -> Trunk:  # fmt: skip
+    """Embed ``pixels`` and run blocks 1..L-1, keeping the block outputs and attention the mode needs."""
+    inputs = inputs or ModeInputs()
+    params = mode.param_values(inputs.params)
+    x, grid = tower.embed(pixels, cache)
+    depth = tower.depth
+    want_out = {b: block_number(b, depth) for b in mode.block_outputs}
+    want_att = {b: block_number(b, depth) for b in mode.block_attention}
+    out: dict[int, torch.Tensor] = {}
+    att: dict[int, torch.Tensor] = {}
+    if not want_out and not want_att:
+        x = tower.run(x, 0, depth - 1)
+    else:
+        for i in range(depth - 1):  # block number i + 1
+            if i + 1 in want_att.values():
+                att[i + 1] = tower.views[i].attention(x)
+            x = tower.run(x, i, i + 1)
+            if i + 1 in want_out.values():
+                out[i + 1] = x
+    return Trunk(tower, mode, x, grid, pixels, inputs, params, {b: out[n] for b, n in want_out.items()},
+                 {b: att[n] for b, n in want_att.items()})  # fmt: skip
+
+
+def _tower(visual: nn.Module | Tower) -> Tower:
+    return visual if isinstance(visual, Tower) else tower_of(visual)
+
+
+def padded(pixels: torch.Tensor, mode: Mode, patch: int) -> torch.Tensor:
+    """Windows zero-padded (in normalised values) to whole patches, centred, when the mode pads."""
+    h, w = pixels.shape[-2:]
+    gh, gw = mode.grid(h, w, patch)
+    dh, dw = gh * patch - h, gw * patch - w
+    if dh <= 0 and dw <= 0:
+        return pixels
+    return F.pad(pixels, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
 
 
 @torch.inference_mode()
-def dense_features(visual: nn.Module, pixels: torch.Tensor, mode: LastBlock, cache: dict | None = None) -> torch.Tensor:
-    """Per-patch embeddings ``(B, gh, gw, D)`` (float32, L2-normalised) of a batch of windows.
+def dense_features(visual: nn.Module | Tower, pixels: torch.Tensor, mode: Mode, inputs: ModeInputs | None = None,
+                   cache: dict | None = None) -> torch.Tensor:  # fmt: skip
+    """Per-patch embeddings ``(B, gh, gw, D)`` (float32) of a batch of windows.
 
-    ``pixels`` is ``(B, 3, h, w)``, CLIP-normalised. CLS takes part in the last block and is
-    dropped only after ``ln_post @ proj``, as in the paper's code.
+    ``pixels`` is ``(B, 3, h, w)``, CLIP-normalised. Normalised, except in modes that fold a
+    per-window bias into them (segearth).
     """
-    x, grid = _embed(visual, pixels, cache)
-    blocks = visual.transformer.resblocks
-    x = _run_blocks(visual.transformer, x, blocks[:-1])
-    x = last_block(blocks[-1], x, mode, grid)
-    feats = (visual.ln_post(x) @ visual.proj)[:, 1:].float()
-    feats = F.normalize(feats, dim=-1)
-    return feats.reshape(feats.shape[0], grid[0], grid[1], -1)
+    tower = _tower(visual)
+    trunk = run_trunk(tower, padded(pixels, mode, tower.patch), mode, inputs, cache)
+    feats = (mode.finish or standard_features)(trunk)
+    return feats.reshape(feats.shape[0], trunk.grid[0], trunk.grid[1], -1)
 
 
 @torch.inference_mode()
-def last_block_attention(visual: nn.Module, pixels: torch.Tensor, mode: LastBlock, cache: dict | None = None) -> torch.Tensor:
-    """Head-averaged last-block attention among patches, ``(B, gh*gw, gh*gw)`` float32 (CLS dropped)."""
-    x, grid = _embed(visual, pixels, cache)
-    blocks = visual.transformer.resblocks
-    x = _run_blocks(visual.transformer, x, blocks[:-1])
-    weights, _, (b, length, _, heads, _) = _attention_weights(blocks[-1], blocks[-1].ln_1(x), mode, grid)
-    weights = weights.float().reshape(b, heads, length, length).mean(1)
-    return weights[:, 1:, 1:]
+def last_block_attention(visual: nn.Module | Tower, pixels: torch.Tensor, mode: Mode, inputs: ModeInputs | None = None,
+                         cache: dict | None = None) -> torch.Tensor:  # fmt: skip
+    """Head-averaged final attention among patches, ``(B, gh*gw, gh*gw)`` float32 (CLS dropped)."""
+    tower = _tower(visual)
+    trunk = run_trunk(tower, padded(pixels, mode, tower.patch), mode, inputs, cache)
+    trunk.record = True
+    (mode.finish or standard_features)(trunk)
+    weights = trunk.last_attention.float()
+    n = trunk.grid[0] * trunk.grid[1]
+    weights = weights.reshape(pixels.shape[0], -1, *weights.shape[-2:]).mean(1)
+    return weights[:, -n:, -n:]
 
 
 def _fast_text_path(clip: nn.Module) -> bool:

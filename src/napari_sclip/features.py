@@ -14,11 +14,24 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
 
 MEMORY_BUDGET = 1 << 29  # features above 512 MB go to disk
+PREFIX = "napari-sclip-features-"
+
+
+def _sweep(folder) -> None:
+    """Remove spilled features of processes that are gone (killed before they could clean up)."""
+    from .atomic import _alive
+
+    root = Path(folder or tempfile.gettempdir())
+    for path in root.glob(f"{PREFIX}*-*"):
+        pid = path.name[len(PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 class FeatureStore:
@@ -30,7 +43,8 @@ class FeatureStore:
         nbytes = 4 * n * int(np.prod(shape))
         self.spilled = nbytes > budget
         if self.spilled:
-            self.folder = tempfile.mkdtemp(prefix="napari-sclip-features-", dir=folder)
+            _sweep(folder)
+            self.folder = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=folder)
             weakref.finalize(self, shutil.rmtree, self.folder, True)
             self._file = open(os.path.join(self.folder, "features.f32"), "w+b")  # noqa: SIM115 - closed in close()
             weakref.finalize(self, self._file.close)

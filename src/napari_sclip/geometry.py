@@ -19,13 +19,16 @@ class Box:
     x1: int
 
 
-def inference_size(height: int, width: int, short_side: int | None) -> tuple[int, int]:
-    """Size after scaling the short side to ``short_side`` (rounded as mmcv does); None keeps it."""
-    if short_side is None:
+def inference_size(height: int, width: int, short_side: int | None, long_side: int | None = None) -> tuple[int, int]:
+    """Size after mmcv's keep-ratio rescale: the scale that brings the short side to ``short_side``
+    or the long side to ``long_side``, whichever is smaller (a None limit does not count; both None
+    keeps the size), sizes rounded as mmcv does."""
+    limits = [(s, n) for s, n in ((short_side, min(height, width)), (long_side, max(height, width))) if s is not None]
+    if not limits:
         return height, width
-    if short_side <= 0:
-        raise ValueError(f"short_side must be a positive number of pixels or None, not {short_side}.")
-    scale = short_side / min(height, width)
+    if any(s <= 0 for s, _ in limits):
+        raise ValueError(f"short_side and long_side must be positive numbers of pixels or None, not {short_side}, {long_side}.")
+    scale = min(s / n for s, n in limits)
     return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
 
 

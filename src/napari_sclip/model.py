@@ -19,6 +19,7 @@ from .errors import OptionsError
 from .steps import Progress, Steps, drain
 from .templates import imagenet_templates
 from .text_cache import TextCache
+from .towers import Tower
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -86,12 +87,14 @@ class SclipModel:
     image_batches_run: int = 0
     choice: object = field(default=None, repr=False)  # the ModelChoice it was loaded from, if any
     text: TextCache = field(init=False, repr=False)
+    tower: Tower = field(init=False, repr=False)
     _positions: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        encoder.check_dense_vision(self.clip.visual)
+        encoder.check_dense_vision(self.clip.visual)  # refuse before moving anything
         self.clip = self.clip.to(device=self.device, dtype=self.dtype).eval()
         self.clip.requires_grad_(False)
+        self.tower = encoder.check_dense_vision(self.clip.visual)
         key = f"{self.identity}|{self.precision}|" + "\n".join(imagenet_templates())
         self.text = TextCache(key, self.disk_cache)
 
@@ -126,17 +129,16 @@ class SclipModel:
     @property
     def window(self) -> int:
         """Native input size of the image tower, the default sliding-window size."""
-        return int(self.clip.visual.image_size[0])
+        return self.tower.native_size
 
     @property
     def patch_size(self) -> int:
-        return int(self.clip.visual.patch_size[0])
+        return self.tower.patch
 
     @property
     def embed_dim(self) -> int:
         """Length of the image and text embeddings."""
-        proj = self.clip.visual.proj
-        return int(proj.shape[-1]) if proj is not None else int(self.clip.visual.output_dim)
+        return self.tower.dim
 
     @property
     def precision(self) -> str:
@@ -147,16 +149,26 @@ class SclipModel:
         """Windows per forward pass: large enough to amortise, small enough for a laptop."""
         return 32 if self.device.type == "cuda" else 8
 
-    def dense_features(self, pixels: torch.Tensor, attention: str = "sclip") -> torch.Tensor:
-        """Normalised per-patch features ``(B, gh, gw, D)`` float32 for a batch of windows."""
+    def _inputs(self, text: torch.Tensor | None, logit_scale: float, params) -> encoder.ModeInputs:
+        text = None if text is None else text.to(device=self.device, dtype=torch.float32)
+        return encoder.ModeInputs(text, float(logit_scale), dict(params or {}))
+
+    def dense_features(self, pixels: torch.Tensor, attention: str = "sclip", *, text: torch.Tensor | None = None,
+                       logit_scale: float = 40.0, params=None) -> torch.Tensor:  # fmt: skip
+        """Per-patch features ``(B, gh, gw, D)`` float32 for a batch of windows. Modes that read the
+        vocabulary (resclip) take its query embeddings ``text`` and the run's ``logit_scale``;
+        ``params`` are the mode's parameters (its official defaults otherwise)."""
         self.image_batches_run += 1
         pixels = pixels.to(device=self.device, dtype=self.dtype)
-        return encoder.dense_features(self.clip.visual, pixels, get_mode(attention), self._positions).cpu()
+        inputs = self._inputs(text, logit_scale, params)
+        return encoder.dense_features(self.tower, pixels, get_mode(attention), inputs, self._positions).cpu()
 
-    def patch_attention(self, pixels: torch.Tensor, attention: str = "sclip") -> torch.Tensor:
-        """Head-averaged last-block attention among the patches of one batch of windows."""
+    def patch_attention(self, pixels: torch.Tensor, attention: str = "sclip", *, text: torch.Tensor | None = None,
+                        logit_scale: float = 40.0, params=None) -> torch.Tensor:  # fmt: skip
+        """Head-averaged final attention among the patches of one batch of windows."""
         pixels = pixels.to(device=self.device, dtype=self.dtype)
-        return encoder.last_block_attention(self.clip.visual, pixels, get_mode(attention), self._positions).cpu()
+        inputs = self._inputs(text, logit_scale, params)
+        return encoder.last_block_attention(self.tower, pixels, get_mode(attention), inputs, self._positions).cpu()
 
     def encode_prompts(self, prompts: list[str], batch: int = 512) -> torch.Tensor:
         """Raw text embeddings (float32) of already-filled prompts, batched."""

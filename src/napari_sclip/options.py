@@ -21,6 +21,7 @@ from .errors import OptionsError
 STAGES = ("image", "score", "decide", "none")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+REFINERS = ("none", "pamr")
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Spec:
     """How one option is presented: help text, parsing kind, command line and form hints."""
 
     help: str
-    kind: str  # "int", "float", "str", "pair"
+    kind: str  # "int", "float", "str", "pair" (two floats), "ints" (one or more whole numbers), "params" (name=value; ...)
     stage: str = "none"
     none_word: str | None = None  # what None is called (command line word, form's special text)
     choices: Callable[[], Sequence[str]] | None = None
@@ -52,6 +53,12 @@ def spec_of(cls: type, name: str) -> Spec:
     return next(f.metadata["spec"] for f in fields(cls) if f.name == name)
 
 
+def _mode(name: str):
+    from .attention import get_mode
+
+    return get_mode(name)
+
+
 def _modes() -> tuple[str, ...]:
     from .attention import MODES  # torch: only when choices are asked for
 
@@ -73,6 +80,13 @@ def _number(name: str, value: Any, low: float, high: float, closed_high: bool, w
     if not ok or not (low <= float(value) and (float(value) <= high if closed_high else float(value) < high)):
         raise OptionsError(f"{name} is {what}, not {value!r}.")
     return float(value)
+
+
+def _dilations(value: Any) -> tuple[int, ...]:
+    out = tuple(_positive_int("pamr_dilations", v, None) for v in ([value] if isinstance(value, int) else value or ()))
+    if not out:
+        raise OptionsError(f"pamr_dilations must be one or more positive whole numbers, not {value!r}.")
+    return out
 
 
 def check_contrast_limits(limits: Any) -> tuple[float, float] | None:
@@ -104,6 +118,10 @@ class RunOptions:
         336, kind="int", stage="image", none_word="native", low=1, high=16384, step=32, form="scale",
         label="Short side", help="resize so the short side has this many pixels; 'native' keeps the image's size",
     )  # fmt: skip
+    long_side: int | None = option(
+        None, kind="int", stage="image", none_word="no limit", low=1, high=65536, step=32, form="scale",
+        label="Long side", help="at most this many pixels on the long side (mmcv's keep-ratio resize: the smaller "
+        "scale wins; official: 336 with 2048, SegEarth-OV 448 with 448); alone, it sets the long side")  # fmt: skip
     window: int | None = option(
         None, kind="int", stage="image", none_word="model's", low=1, high=4096, form="scale",
         label="Window", help="sliding-window size in pixels ('model's': the model's input size)",
@@ -120,6 +138,14 @@ class RunOptions:
         40.0, kind="float", stage="score", low=0.1, high=1000.0, step=1.0, form="scale", label="Logit scale",
         help="softmax temperature: higher is more decisive (the paper's VOC setting: 65)",
     )  # fmt: skip
+    refine: str = option(
+        "none", kind="str", stage="score", choices=lambda: REFINERS, form="scale", label="Refinement",
+        help="none, or pamr: pixel-adaptive mask refinement of the full-resolution logits, guided by the image")  # fmt: skip
+    pamr_steps: int = option(10, kind="int", stage="score", low=1, high=200, form="scale", label="PAMR steps",
+                             help="refinement iterations (with --refine pamr)")  # fmt: skip
+    pamr_dilations: tuple[int, ...] = option((8, 16), kind="ints", stage="score", low=1, high=512,
+                                             label="PAMR dilations", help="neighbour distances in pixels, 8 "
+                                             "neighbours each (with --refine pamr)")  # fmt: skip
     threshold: float = option(
         0.0, kind="float", stage="decide", low=0.0, high=1.0, step=0.01, form="refine", label="Threshold",
         help="pixels whose best class probability is below this become label 0",
@@ -129,6 +155,10 @@ class RunOptions:
         label="Min. class area", percent=True,
         help="drop classes covering at most this fraction of the foreground (paper's VOC rule: 0.1)",
     )  # fmt: skip
+    mode_params: tuple[tuple[str, Any], ...] = option(
+        (), kind="params", stage="image", label="Mode parameters",
+        help="the attention mode's parameters as 'name=value; name=a,b' (resclip: feedback_threshold, rcs, sfr; "
+        "segearth: cls_weight); the others keep the mode's published defaults")  # fmt: skip
     batch_size: int | None = option(
         None, kind="int", none_word="auto", low=1, high=4096,
         help="windows per forward pass ('auto': 8 on a CPU, 32 on a GPU); does not change results",
@@ -138,11 +168,15 @@ class RunOptions:
         put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
         if not isinstance(self.attention, str) or self.attention not in _modes():
             raise OptionsError(f"Unknown attention mode {self.attention!r}; choose one of: {', '.join(_modes())}.")
-        for name in ("short_side", "window", "stride", "batch_size"):
+        for name in ("short_side", "long_side", "window", "stride", "batch_size", "pamr_steps"):
             put(name, _positive_int(name, getattr(self, name), spec_of(RunOptions, name).none_word))
         if self.window is not None and self.stride is not None and self.stride > self.window:
             raise OptionsError(f"stride ({self.stride}) larger than the window ({self.window}) would leave gaps.")
         put("contrast_limits", check_contrast_limits(self.contrast_limits))
+        if self.refine not in REFINERS:
+            raise OptionsError(f"refine must be one of {', '.join(REFINERS)}, not {self.refine!r}.")
+        put("pamr_dilations", _dilations(self.pamr_dilations))
+        put("mode_params", _mode(self.attention).parse_params(self.mode_params))
         put("logit_scale", _number("logit_scale", self.logit_scale, 1e-6, math.inf, False,
                                    "a positive number (the paper uses 40)"))  # fmt: skip
         put("threshold", _number("threshold", self.threshold, 0.0, 1.0, True, "a probability between 0 and 1"))
@@ -151,12 +185,24 @@ class RunOptions:
                                           "a fraction of the foreground, at least 0 and below 1"))  # fmt: skip
 
     @classmethod
+    def preset(cls, name: str, **changes: Any) -> RunOptions:
+        """A published method's settings (``sclip``, ``naclip``, ``naclip-pamr``, ``segearth``...:
+        :func:`napari_sclip.methods.names`) with ``changes`` on top."""
+        from .methods import preset_options
+
+        return cls.build(cls(**preset_options(name)), **changes)
+
+    @classmethod
     def build(cls, options: RunOptions | None = None, **changes: Any) -> RunOptions:
-        """``options`` (or the defaults) with ``changes`` applied; unknown names are refused."""
+        """``options`` (or the defaults) with ``changes`` applied; unknown names are refused. A change
+        of ``attention`` without ``mode_params`` drops the old mode's parameters."""
         unknown = sorted(set(changes) - {f.name for f in fields(cls)})
         if unknown:
             raise TypeError(f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(f.name for f in fields(cls))}")
-        return replace(options or cls(), **changes)
+        options = options or cls()
+        if changes.get("attention", options.attention) != options.attention and "mode_params" not in changes:
+            changes = {**changes, "mode_params": ()}
+        return replace(options, **changes)
 
     def key(self, stage: str) -> tuple:
         """The values of the options that invalidate ``stage`` ("image", "score" or "decide")."""
@@ -236,10 +282,10 @@ def parse_value(cls: type, name: str, text: str) -> Any:
     spec = spec_of(cls, name)
     if spec.none_word is not None and text.strip().lower() in ("none", spec.none_word.lower()):
         return None
-    if spec.kind == "str":
+    if spec.kind in ("str", "params"):
         return text
     try:
-        return int(text) if spec.kind == "int" else float(text)
+        return int(text) if spec.kind in ("int", "ints") else float(text)
     except ValueError:
         none = f" or '{spec.none_word}'" if spec.none_word else ""
         raise OptionsError(f"{name} must be a number{none}, not {text!r}.") from None

@@ -1,10 +1,13 @@
-"""The attention probe: where one patch looks in the last block (SCLIP's Fig. 4), for any mode."""
+"""The attention probe: where one patch looks in the last block (SCLIP's Fig. 4), for any mode
+(the final attention of modes with their own last stage: ResCLIP's second pass, SC-CLIP's main stream)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from .attention import get_mode
+from .encoder import names_order
 from .errors import InputImageError
 from .tiling import Taps, lerp
 
@@ -21,9 +24,14 @@ def attention_map(seg, y: float, x: float, attention: str) -> np.ndarray:
     yi, xi = min(int(y * h / H), h - 1), min(int(x * w / W), w - 1)
     inside = [b for b in seg.boxes if b.y0 <= yi < b.y1 and b.x0 <= xi < b.x1]
     box = min(inside, key=lambda b: ((b.y0 + b.y1) / 2 - yi) ** 2 + ((b.x0 + b.x1) / 2 - xi) ** 2)
-    attn = seg.model.patch_attention(seg.pixels.crop(box)[None], attention)[0]
+    mode = get_mode(attention)
+    params = dict(seg.options.mode_params) if mode.name == seg.attention else None
+    order = names_order(seg.vocabulary.query_labels)
+    text = seg.model.embed([seg.vocabulary.queries[i] for i in order]) if mode.needs_text else None
+    attn = seg.model.patch_attention(seg.pixels.crop(box)[None], mode.name, text=text, logit_scale=seg.logit_scale,
+                                     params=params)[0]  # fmt: skip
     patch = seg.model.patch_size
-    gh, gw = (box.y1 - box.y0) // patch, (box.x1 - box.x0) // patch
+    gh, gw = mode.grid(box.y1 - box.y0, box.x1 - box.x0, patch)
     row = min((yi - box.y0) // patch, gh - 1) * gw + min((xi - box.x0) // patch, gw - 1)
     grid = attn[row].reshape(gh, gw)
     canvas = torch.zeros(1, h, w)  # nearest-neighbour upsampling of the grid into its window

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from .attention import get_mode
 from .decide import (
     Maps,
     apply_threshold,
@@ -31,10 +33,10 @@ from .lazy import block_array
 from .model import SclipModel
 from .options import RunOptions
 from .prepare import ModelInput
-from .score import Scorer
+from .score import Scorer, image_scorer
 from .stats import ClassTable, Tally
 from .steps import CancelFn, Progress, ProgressFn, Steps, drain, relay
-from .tiling import Box, Merge, window_logits
+from .tiling import Box, window_logits
 from .vocabulary import ClassSpec, Vocabulary
 
 
@@ -168,11 +170,17 @@ class Segmentation:
 
     # ------------------------------------------------------------------ re-scoring
     def rescore_steps(
-        self, classes: str | Sequence[ClassSpec] | Vocabulary, background=None, *, logit_scale: float | None = None
-    ) -> Steps[Segmentation]:
+        self, classes: str | Sequence[ClassSpec] | Vocabulary, background=None, *, logit_scale: float | None = None,
+        **score: Any,
+    ) -> Steps[Segmentation]:  # fmt: skip
         """Generator form of :meth:`rescore`."""
         vocab = Vocabulary.parse(classes, background)
-        options = self.options if logit_scale is None else RunOptions.build(self.options, logit_scale=logit_scale)
+        options = _score_options(self.options, dict(score, logit_scale=logit_scale))
+        if get_mode(options.attention).needs_text:  # the image features depend on the words: run again
+            from .segment import segment_steps
+
+            return (yield from segment_steps(self.pixels.source, vocab, model=self.model, options=options,
+                                             lazy=self.lazy))  # fmt: skip
         if self.features is None:
             raise OptionsError("This result was computed on a cluster, which does not keep the image features: "
                                "segment again to use a new vocabulary.")  # fmt: skip
@@ -182,8 +190,7 @@ class Segmentation:
         text = yield from relay(self.model.embed_steps(vocab.queries), extra=1 + merge_steps)
         logits = torch.cat([window_logits(f, text) for _, f in self.features.batches(64)])
         yield Progress(n_new + 1, total, "merge")
-        scorer = Scorer(Merge(logits, self.boxes, self.inference_shape, self.image_shape),
-                        vocab.query_labels, len(vocab.classes), options.logit_scale)  # fmt: skip
+        scorer = image_scorer(logits, self.boxes, self.pixels, self.image_shape, self.model.patch_size, vocab, options)
         # label numbers belong to the old vocabulary: hidden classes do not carry over to a new one
         base = replace(self, vocabulary=vocab, options=options, scorer=scorer, suppressed=frozenset(),
                        small=frozenset(), labels=None, _probs=None)  # fmt: skip
@@ -197,9 +204,13 @@ class Segmentation:
         logit_scale: float | None = None,
         progress: ProgressFn | None = None,
         cancel: CancelFn | None = None,
+        **score: Any,
     ) -> Segmentation:
-        """A new Segmentation for a new vocabulary from the cached image features (no image-encoder run)."""
-        return drain(self.rescore_steps(classes, background, logit_scale=logit_scale), progress, cancel)
+        """A new Segmentation for a new vocabulary from the cached image features (no image-encoder
+        run); the score options (``logit_scale``, ``refine``, ``pamr_steps``, ``pamr_dilations``) may
+        change too. Modes that read the words (resclip) run the image encoder again."""
+        steps = self.rescore_steps(classes, background, logit_scale=logit_scale, **score)
+        return drain(steps, progress, cancel)
 
     # ------------------------------------------------------------------ statistics and files
     def tally(self) -> Tally:
@@ -253,6 +264,17 @@ def decision_steps(base: Segmentation, lazy: bool, done: int, total: int) -> Ste
         best[rows, cols] = base.scorer.best_classes(rows, cols).numpy()
         yield Progress(done + i + 1, total, "merge")
     return replace(base, maps=Maps(best))._decide()
+
+
+def _score_options(options: RunOptions, changes: dict[str, Any]) -> RunOptions:
+    """``options`` with new values of score-stage options (None: unchanged); others are refused."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    stages = {f.name: f.metadata["spec"].stage for f in fields(RunOptions)}
+    wrong = sorted(k for k in changes if stages.get(k) != "score")
+    if wrong:
+        score = ", ".join(k for k, v in stages.items() if v == "score")
+        raise TypeError(f"a re-score changes only the score options ({score}), not {', '.join(wrong)}")
+    return RunOptions.build(options, **changes) if changes else options
 
 
 def _check_suppressed(sup: Iterable[int], n: int) -> frozenset[int]:

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from .errors import NumericalError
-from .tiling import Merge, lerp
+from .refine import Refined, refined
+from .tiling import Merge
 
 BLOCK_BYTES = 1 << 26  # logits of one block stay near 64 MB
 
@@ -62,7 +63,7 @@ class BlockScores:
 class Scorer:
     """Class scores of one image for one vocabulary, at any block."""
 
-    def __init__(self, merge: Merge, query_labels: np.ndarray, n_classes: int, logit_scale: float) -> None:
+    def __init__(self, merge: Merge | Refined, query_labels: np.ndarray, n_classes: int, logit_scale: float) -> None:
         if not bool(torch.isfinite(merge.logits).all()):
             raise NumericalError(
                 "The model produced non-finite scores (NaN or infinity), so no result was made. This "
@@ -102,6 +103,8 @@ class Scorer:
         at inference resolution: where one query beats every other class by a margin at all four
         canvas corners around a pixel, bilinear interpolation cannot change the winner; only the
         other pixels are interpolated (with the same operations, so the result is identical)."""
+        if isinstance(self.merge, Refined):  # refined logits are no interpolation of the canvas
+            return self.block(rows, cols, step).decide(suppressed, with_p=False)[0]
         r = np.arange(rows.start, rows.stop) * step
         c = np.arange(cols.start, cols.stop) * step
         canvas, rt, ct = self.merge.canvas_at(r, c)
@@ -123,7 +126,7 @@ class Scorer:
         unsure = ~sure[rt.i0][:, ct.i0]
         if bool(unsure.any()):
             ys, xs = (t.numpy() for t in unsure.nonzero(as_tuple=True))
-            points = self.merge.at_points(lerp(canvas, ct, 2), rt, ys, xs)
+            points = self.merge.at_points(canvas, rt, ct, ys, xs)
             out[unsure] = self._class_max(points, suppressed).max(0)[1]
         return out
 
@@ -135,3 +138,11 @@ class Scorer:
         for r0, r1 in block_starts(h, self.side):
             for c0, c1 in block_starts(w, self.side):
                 yield slice(r0, r1), slice(c0, c1)
+
+
+def image_scorer(logits: torch.Tensor, boxes, pixels, image: tuple[int, int], patch: int, vocabulary,
+                 options) -> Scorer:  # fmt: skip
+    """The Scorer of per-window token logits ``(n, Q, gh, gw)`` over ``boxes``: the paper's merge to
+    the ``image`` size, refined by PAMR when the run ``options`` ask, scored at their logit scale."""
+    merge = refined(Merge(logits, boxes, pixels.size, image, patch), options, pixels)
+    return Scorer(merge, vocabulary.query_labels, len(vocabulary.classes), options.logit_scale)

@@ -71,11 +71,14 @@ class Merge:
     """The merged logits of one image, evaluated on demand at any image rows x columns.
 
     ``logits`` are the per-window token logits ``(n, Q, gh, gw)`` of the ``boxes`` (row-major grid
-    at inference size ``inference``); ``image`` is the output size.
+    at inference size ``inference``); ``image`` is the output size. A window whose grid times the
+    ``patch`` size exceeds it was zero-padded to whole patches, centred (:meth:`Mode.grid`): its
+    logits are upsampled to the padded size and cut back.
     """
 
-    def __init__(self, logits: torch.Tensor, boxes: Sequence[Box], inference: tuple[int, int], image: tuple[int, int]):
-        self.logits, self.boxes = logits, list(boxes)
+    def __init__(self, logits: torch.Tensor, boxes: Sequence[Box], inference: tuple[int, int], image: tuple[int, int],
+                 patch: int | None = None):  # fmt: skip
+        self.logits, self.boxes, self.patch = logits, list(boxes), patch
         self.inference, self.image = tuple(inference), tuple(image)
         self.rows = sorted({(b.y0, b.y1) for b in self.boxes})
         self.cols = sorted({(b.x0, b.x1) for b in self.boxes})
@@ -89,38 +92,49 @@ class Merge:
         """Whether the image size differs from the inference size (a final bilinear resize)."""
         return self.inference != self.image
 
-    def canvas_at(self, rows: np.ndarray, cols: np.ndarray) -> tuple[torch.Tensor, Taps, Taps]:
+    def canvas_at(self, rows: np.ndarray, cols: np.ndarray, queries: np.ndarray | None = None) -> tuple[torch.Tensor, Taps, Taps]:
         """The merged canvas at the inference-size rows x cols the image rows x cols need, and the
-        taps (as positions in that canvas) that resize it to them."""
+        taps (as positions in that canvas) that resize it to them; of all queries or of ``queries``."""
         (h, w), (H, W) = self.inference, self.image
         rt, ct = Taps.of(h, H, rows), Taps.of(w, W, cols)
         u = np.unique(np.concatenate([rt.i0, rt.i1]))
         v = np.unique(np.concatenate([ct.i0, ct.i1]))
         rt = Taps(np.searchsorted(u, rt.i0), np.searchsorted(u, rt.i1), rt.lam)
         ct = Taps(np.searchsorted(v, ct.i0), np.searchsorted(v, ct.i1), ct.lam)
-        return self._canvas(u, v), rt, ct
+        return self._canvas(u, v, None if queries is None else torch.as_tensor(queries, dtype=torch.long)), rt, ct
 
-    def at(self, rows: np.ndarray, cols: np.ndarray) -> torch.Tensor:
-        """Logits ``(Q, len(rows), len(cols))`` at image rows x cols (sorted, ascending)."""
-        canvas, rt, ct = self.canvas_at(rows, cols)
+    def at(self, rows: np.ndarray, cols: np.ndarray, queries: np.ndarray | None = None) -> torch.Tensor:
+        """Logits ``(Q, len(rows), len(cols))`` at image rows x cols (sorted, ascending), of all
+        queries or of the ``queries`` given (indices)."""
+        canvas, rt, ct = self.canvas_at(rows, cols, queries)
         if not self.resized:
             return canvas
         return lerp(lerp(canvas, ct, 2), rt, 1)  # columns first: the row gathers copy whole rows
 
     @staticmethod
-    def at_points(columns: torch.Tensor, rt: Taps, ys: np.ndarray, xs: np.ndarray) -> torch.Tensor:
-        """``at`` for single pixels (output row ``ys[i]``, column ``xs[i]``) from the canvas already
-        resized along its columns (``lerp(canvas, ct, 2)``): the same operations in the same order,
-        so each value is bit-identical to the block's."""
-        q, _, n = columns.shape
-        flat = columns.reshape(q, -1)
-        a = flat.index_select(1, torch.from_numpy(rt.i0[ys] * n + xs))
-        b = flat.index_select(1, torch.from_numpy(rt.i1[ys] * n + xs))
-        return a + (b - a) * torch.from_numpy(rt.lam[ys])
+    def at_points(canvas: torch.Tensor, rt: Taps, ct: Taps, ys: np.ndarray, xs: np.ndarray) -> torch.Tensor:
+        """``at`` for single pixels (output row ``ys[i]``, column ``xs[i]``): the four canvas corners
+        of each, blended with the same operations in the same order as the block's (columns, then
+        rows), so each value is bit-identical to the block's."""
+        q, _, n = canvas.shape
+        flat = canvas.reshape(q, -1)
+        r0, r1, c0, c1 = rt.i0[ys] * n, rt.i1[ys] * n, ct.i0[xs], ct.i1[xs]
+        corner = lambda r, c: flat.index_select(1, torch.from_numpy(r + c))  # noqa: E731
+        lc, lr = torch.from_numpy(ct.lam[xs]), torch.from_numpy(rt.lam[ys])
+        a0, a1, b0, b1 = corner(r0, c0), corner(r0, c1), corner(r1, c0), corner(r1, c1)
+        a, b = a0 + (a1 - a0) * lc, b0 + (b1 - b0) * lc
+        return a + (b - a) * lr
 
-    def _canvas(self, u: np.ndarray, v: np.ndarray) -> torch.Tensor:
+    def _taps(self, grid: int, size: int, dst: np.ndarray) -> Taps:
+        """A window's upsampling taps along one axis at its pixels ``dst`` (0-based in the window)."""
+        full = grid * (self.patch or 0)
+        if full > size:  # padded to whole patches: upsample to the padded size, cut back
+            return Taps.of(grid, full, dst + (full - size) // 2)
+        return Taps.of(grid, size, dst)
+
+    def _canvas(self, u: np.ndarray, v: np.ndarray, queries: torch.Tensor | None) -> torch.Tensor:
         """The mean of upsampled window logits at inference-size rows ``u`` x cols ``v``."""
-        q = self.n_queries
+        q = self.n_queries if queries is None else len(queries)
         acc = torch.zeros(q, len(u), len(v))
         count = torch.zeros(1, len(u), len(v))
         gh, gw = self.logits.shape[-2:]
@@ -129,12 +143,14 @@ class Merge:
             a, b = np.searchsorted(u, y0), np.searchsorted(u, y1)
             if a == b:
                 continue
-            rtaps = Taps.of(gh, y1 - y0, u[a:b] - y0)
+            rtaps = self._taps(gh, y1 - y0, u[a:b] - y0)
             for ci, (x0, x1) in enumerate(self.cols):
                 c, d = np.searchsorted(v, x0), np.searchsorted(v, x1)
                 if c == d:
                     continue
-                tile = lerp(lerp(self.logits[ri * n_cols + ci], Taps.of(gw, x1 - x0, v[c:d] - x0), 2), rtaps, 1)
+                window = self.logits[ri * n_cols + ci]
+                window = window if queries is None else window.index_select(0, queries)
+                tile = lerp(lerp(window, self._taps(gw, x1 - x0, v[c:d] - x0), 2), rtaps, 1)
                 acc[:, a:b, c:d] += tile
                 count[:, a:b, c:d] += 1
         if bool((count == 0).any()):  # pragma: no cover - the grid rule covers every pixel

@@ -111,6 +111,23 @@ def _build_from_tag(name: str, tag: str, cache: Path) -> nn.Module:
     return clip.float()
 
 
+def _from_hub(name: str, cache: Path) -> nn.Module:
+    """An ``hf-hub:`` model (QuiltNet, BiomedCLIP...): config and weights from the hub or its cache."""
+    import open_clip
+
+    if not _hub_reachable():
+        raise _unavailable(name, cache)
+    try:
+        return open_clip.create_model(name, cache_dir=str(cache)).float()
+    except (ImportError, RuntimeError) as exc:
+        if "transformers" not in str(exc):
+            raise
+        raise UnsupportedModelError(
+            f"{name} has a Hugging Face text tower (as BiomedCLIP's PubMedBERT), which needs the transformers "
+            "package: pip install transformers"
+        ) from None
+
+
 def _looks_like_path(text: str) -> bool:
     """Pretrained tags never hold a path separator or start with '.' or '~'."""
     return os.sep in text or "/" in text or text.startswith((".", "~"))
@@ -118,13 +135,10 @@ def _looks_like_path(text: str) -> bool:
 
 def _build(name: str | None, pretrained, cache: Path) -> tuple[nn.Module, str, str, Path | None, str | None]:
     """``(clip, label, identity, checkpoint file or None, name)`` for every way to name weights."""
-    import open_clip
 
     file = Path(pretrained).expanduser() if pretrained is not None else None
     if name and str(name).startswith("hf-hub:"):
-        if not _hub_reachable():
-            raise _unavailable(name, cache)
-        return open_clip.create_model(name, cache_dir=str(cache)).float(), name, name, None, name
+        return _from_hub(name, cache), name, name, None, name
     if file is not None and (file.suffix in (".pt", ".pth", ".bin", ".safetensors") or file.exists()
                              or _looks_like_path(str(pretrained))):  # fmt: skip
         clip, label = build_from_file(file, name)

@@ -5,7 +5,7 @@ label maps they need are computed on the UI thread before the job starts."""
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -18,9 +18,10 @@ from .session import Decision, PlaneResult, Request
 from .source import Plane
 
 
-def window_count(height: int, width: int, short_side: int | None, window: int, stride: int) -> int:
+def window_count(height: int, width: int, short_side: int | None, window: int, stride: int,
+                 long_side: int | None = None) -> int:  # fmt: skip
     """How many sliding windows the engine runs on an image (torch-free: the hint uses it too)."""
-    size = inference_size(height, width, short_side or None)
+    size = inference_size(height, width, short_side or None, long_side or None)
     return len(axis_starts(size[0], window, stride)) * len(axis_starts(size[1], window, stride))
 
 
@@ -109,7 +110,7 @@ def run_step(request: Request, plane: Plane, ref: ModelRef, decision: Decision, 
         queries = len(model.uncached(request.vocabulary.queries))
         window, stride = options.resolve(model.window, model.patch_size)
         height, width = (image[0] if isinstance(image, list) else image).shape[:2]
-        windows = window_count(height, width, options.short_side, window, stride)
+        windows = window_count(height, width, options.short_side, window, stride, options.long_side)
         steps = segment_steps(image, request.vocabulary, model=model, options=options, lazy=large)
         seg = yield from _in_words(steps, queries, windows)
         return _outcome(seg, decision, lut, keys, large)
@@ -121,7 +122,9 @@ def rescore_step(result: PlaneResult, request: Request, decision: Decision, lut:
     """Step generator: the new vocabulary from the cached image features."""
 
     def start():
-        steps = result.seg.rescore_steps(request.vocabulary, logit_scale=request.options.logit_scale)
+        score = {f.name: getattr(request.options, f.name) for f in fields(RunOptions)
+                 if f.metadata["spec"].stage == "score"}  # fmt: skip
+        steps = result.seg.rescore_steps(request.vocabulary, **score)
         seg = yield from _in_words(steps, len(result.seg.model.uncached(request.vocabulary.queries)), 0)
         return _outcome(seg, decision, lut, (result.features_key, request.score_key()), large)
 

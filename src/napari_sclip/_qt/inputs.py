@@ -82,7 +82,8 @@ class Inputs:
         except ValueError as exc:
             return str(exc)
         window = options.window or slot.window
-        n = window_count(*geo.shape[-2:], options.short_side, window, options.stride or max(1, window // 2))
+        n = window_count(*geo.shape[-2:], options.short_side, window, options.stride or max(1, window // 2),
+                         options.long_side)  # fmt: skip
         planes = len(geo.planes()) if geo.plane_shape and self.image.planes.value == "all" else 1
         text = f"{n} windows of {window} px" + (f" × {planes} planes" if planes > 1 else "")
         if self.image.area.value == "visible":

@@ -20,26 +20,39 @@ def add_fields(group, cls: type, skip: tuple[str, ...] = ()) -> None:
         if f.name in skip or not spec.cli:
             continue
         flag = spec.flag or "--" + f.name.replace("_", "-")
-        extra = {"nargs": 2, "metavar": ("LOW", "HIGH")} if spec.kind == "pair" else {}
+        extra = {"pair": {"nargs": 2, "metavar": ("LOW", "HIGH")}, "ints": {"nargs": "+", "metavar": "N"}}.get(spec.kind, {})
         if spec.choices is not None:
             extra["metavar"] = "{" + ",".join(spec.choices()) + "}"
         shown = f.default if f.default is not None else spec.none_word
-        default = f" [default: {shown}]" if shown is not None and spec.kind != "pair" and "[default" not in spec.help else ""
+        shown = " ".join(map(str, shown)) if isinstance(shown, tuple) else shown
+        default = f" [default: {shown}]" if shown not in (None, "") and spec.kind != "pair" and "[default" not in spec.help else ""
         group.add_argument(flag, dest=f.name, default=None, help=spec.help + default, **extra)
 
 
+def add_preset(group) -> None:
+    """``--preset NAME``: a published method's run options, under the options given explicitly."""
+    from ..methods import names
+
+    group.add_argument("--preset", metavar="{" + ",".join(names()) + "}", choices=names(), default=None,
+                       help="start from a published method's settings (mode, resize, window, stride, logit scale, "
+                       "thresholds, refinement); options given here override them")  # fmt: skip
+
+
 def build_options(cls: type, args: argparse.Namespace):
-    """An options object from the given arguments (defaults for the others); may raise OptionsError."""
+    """An options object from the given arguments (defaults, or a ``--preset``'s values, for the
+    others); may raise OptionsError."""
     values = {}
     for f in fields(cls):
         text = getattr(args, f.name, None)
         if text is None:
             continue
-        if spec_of(cls, f.name).kind == "pair":
-            values[f.name] = tuple(float(parse_value(cls, f.name, t)) for t in text)
+        kind = spec_of(cls, f.name).kind
+        if kind in ("pair", "ints"):
+            values[f.name] = tuple((float if kind == "pair" else int)(parse_value(cls, f.name, t)) for t in text)
         else:
             values[f.name] = parse_value(cls, f.name, text)
-    return cls(**values)
+    preset = getattr(args, "preset", None) if cls is RunOptions else None
+    return RunOptions.preset(preset, **values) if preset is not None else cls(**values)
 
 
 def add_vocabulary(parser: argparse.ArgumentParser, required: bool) -> None:
@@ -77,7 +90,9 @@ def vocabulary_of(args: argparse.Namespace):
 
 def add_model_and_run(parser: argparse.ArgumentParser) -> None:
     add_fields(parser.add_argument_group("model"), ModelChoice)
-    add_fields(parser.add_argument_group("run options"), RunOptions)
+    run = parser.add_argument_group("run options")
+    add_preset(run)
+    add_fields(run, RunOptions)
 
 
 def add_outputs(parser: argparse.ArgumentParser, skip_default: bool) -> None:

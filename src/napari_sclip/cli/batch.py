@@ -10,17 +10,7 @@ from pathlib import Path
 
 from .. import atomic, io
 from ..stats import ClassTable
-from .arguments import (
-    EXIT_IMAGE,
-    EXIT_OK,
-    EXIT_USAGE,
-    add_model_and_run,
-    add_outputs,
-    add_vocabulary,
-    load_checked,
-    planned,
-    progress_bars,
-)  # fmt: skip
+from . import arguments as cli
 from .segment import input_stem, plan_outputs
 
 HELP = (
@@ -39,9 +29,9 @@ def add_parser(sub) -> None:
                        description=HELP)  # fmt: skip
     p.add_argument("inputs", nargs="+", help="image files, folders of images, or glob patterns")
     p.add_argument("--recursive", action="store_true", help="also look into sub-folders of folder inputs")
-    add_vocabulary(p, required=True)
-    add_model_and_run(p)
-    add_outputs(p, skip_default=True)
+    cli.add_vocabulary(p, required=True)
+    cli.add_model_and_run(p)
+    cli.add_outputs(p, skip_default=True)
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=0, help="run on a local dask cluster of this many processes")
     where.add_argument("--scheduler", default=None, help="address of a running dask scheduler (tcp://host:port)")
@@ -72,9 +62,9 @@ def _is_image(path: Path) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    job = planned(lambda a: plan_outputs(expand(a.inputs, a.recursive), a, skip_existing=True), args)
+    job = cli.planned(lambda a: plan_outputs(expand(a.inputs, a.recursive), a, skip_existing=True), args)
     if job is None:
-        return EXIT_USAGE
+        return cli.EXIT_USAGE
     flags = dict(probabilities=args.save_probabilities, overlay=not args.no_overlay)
     results, failed = {}, 0
     if job.work and (args.workers or args.scheduler):
@@ -82,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
         with open_client(args.workers, args.scheduler) as client:
             if len(job.work) < max(2, len(client.scheduler_info()["workers"])):  # few images: spread their windows
-                model, code = load_checked(job.model, job.options)
+                model, code = cli.load_checked(job.model, job.options)
                 if model is None:
                     return code
                 stream = _local(job, model, args.quiet, flags, client)
@@ -90,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
                 stream = run_files(client, job.work, job.vocabulary, job.options, job.model, **flags)
             results, failed = _collect(stream, len(job.work), args.quiet)
     elif job.work:
-        model, code = load_checked(job.model, job.options)
+        model, code = cli.load_checked(job.model, job.options)
         if model is None:
             return code
         results, failed = _collect(_local(job, model, args.quiet, flags), len(job.work), args.quiet)
@@ -98,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"napari-sclip: {len(results)} segmented, {len(job.skipped)} kept from before, {failed} failed; "
               f"summary in {args.output / SUMMARY}", file=sys.stderr)  # fmt: skip
-    return EXIT_IMAGE if failed else EXIT_OK
+    return cli.EXIT_IMAGE if failed else cli.EXIT_OK
 
 
 def _local(job, model, quiet: bool, flags, client=None):
@@ -107,7 +97,7 @@ def _local(job, model, quiet: bool, flags, client=None):
 
     for path, output in job.work:
         try:
-            yield path, segment_file(path, output, job.vocabulary, job.options, model, progress=progress_bars(True),
+            yield path, segment_file(path, output, job.vocabulary, job.options, model, progress=cli.progress_bars(True),
                                      client=client, **flags)  # fmt: skip
         except (SclipError, ValueError, OSError) as exc:
             yield path, exc

@@ -196,7 +196,7 @@ def execute(job: Plan, quiet: bool = False) -> dict[str, Any] | int:
               "failed": [{"image": n, "error": m} for n, m in evaluation.failed],
               "unpaired_images": [str(p) for p in job.pairing.images_without_mask],
               "unpaired_masks": [str(p) for p in job.pairing.masks_without_image],
-              "resize_inexact": evaluation.resize_inexact, "valid_pixels": int(scores.counts.truth.sum())}  # fmt: skip
+              "valid_pixels": int(scores.counts.truth.sum())}  # fmt: skip
     return report.document(
         scores, task.labels.class_names, counts=counts, settings=task.protocol.describe(),
         model={"name": model.name, "identity": model.identity, "dtype": str(model.dtype).removeprefix("torch."),

@@ -4,7 +4,8 @@ Each file gives the layout mmseg reads after the standard preparation (folders u
 split file, suffixes), how stored masks become labels (``reduce_zero_label``, ignore 255, a colour
 table for colour masks), the class names in label order as the dataset defines them, which class
 is the background and the words that stand for it (``"@paper"``: the paper's 26 background
-words), each method's published settings for it, and the published mIoU.
+words), each method's published settings for it (run options layered on the method's preset, see
+:mod:`napari_sclip.methods`), and the published mIoU.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .. import methods
 from ..vocabulary import PAPER_BACKGROUND
 from .masks import LabelRule
 from .pairs import Pairing, layout_pairs
@@ -51,7 +53,6 @@ class Dataset:
     background_words: tuple[str, ...]
     rule: LabelRule
     settings: dict[str, dict[str, Any]]
-    internals: dict[str, dict[str, Any]]
     published: dict[str, dict[str, Any]]
     names_file: str
     builtin_matches_names_file: bool
@@ -80,8 +81,7 @@ class Dataset:
             mask_suffix=data["mask_suffix"], images_expected=data.get("images_expected"),
             preparation=data.get("preparation", ""), classes=tuple(data["classes"]),
             background_index=None if bg is None else int(bg["index"]), background_words=tuple(words), rule=rule,
-            settings=data.get("settings", {}), internals=data.get("internals", {}),
-            published=data.get("published", {}), names_file=data.get("names_file", ""),
+            settings=data.get("settings", {}), published=data.get("published", {}), names_file=data.get("names_file", ""),
             builtin_matches_names_file=bool(data.get("builtin_matches_names_file")),
         )  # fmt: skip
 
@@ -106,12 +106,10 @@ def load_dataset(name: str) -> Dataset:
     return Dataset.from_json(key, json.loads(_data("datasets", key + ".json").read_text("utf-8")))
 
 
-@cache
 def load_methods() -> dict[str, dict[str, Any]]:
-    """Each method's defaults (``data/methods.json``), by name."""
-    data = json.loads(_data("methods.json").read_text("utf-8"))
-    return {k: v for k, v in data.items() if not k.startswith("_")}
+    """Each method's defaults: the run-option presets (:mod:`napari_sclip.methods`), by name."""
+    return methods.load()
 
 
 def method_names() -> list[str]:
-    return list(load_methods())
+    return methods.names()

@@ -52,11 +52,11 @@ def score_pair(task: Task, model, pair: Pair) -> tuple[Counts, dict[str, Any]]:
     if truth.shape != (h, w):
         raise ValueError(f"the image is {h} x {w} pixels but its mask {pair.mask.name} is "
                          f"{truth.shape[0]} x {truth.shape[1]}; an image and its mask must have the same size")  # fmt: skip
-    options, size, exact = image_options(task.protocol, h, w)
+    options, size = image_options(task.protocol, h, w)
     seg = segment(image, task.labels.vocabulary, model=model, options=options)
     pred = task.labels.to_masks[seg.labels]
     counts = Counts.of(pred, truth, len(task.labels.class_names), task.rule.ignore_index)
-    return counts, {"size": [h, w], "segmented_at": list(size), "resize_exact": exact}
+    return counts, {"size": [h, w], "segmented_at": list(size)}
 
 
 @dataclass
@@ -69,7 +69,6 @@ class Evaluation:
     totals: Counts = field(init=False)
     done: int = 0
     resumed: int = 0
-    resize_inexact: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -91,7 +90,6 @@ class Evaluation:
                     yield Progress(i + 1, n, pair.name)
                     continue
                 self.store.save(pair.name, counts, info)
-            self.resize_inexact += not info.get("resize_exact", True)
             self.totals = self.totals + counts
             self.done += 1
             yield Progress(i + 1, n, pair.name)
