@@ -18,14 +18,6 @@ pytest.importorskip("open_clip")
 from .widget_support import CLASSES, engine, finish, stroke  # noqa: E402
 
 
-@pytest.fixture
-def large(monkeypatch):
-    """Every result over 1000 pixels is large (lazy, in a store)."""
-    from napari_sclip._napari import session
-
-    monkeypatch.setattr(session, "LARGE_PIXELS", 1000)
-
-
 def scene(h: int = 150, w: int = 200) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w]
     img = np.stack([(xx * 2.8) % 256, (yy * 3.6) % 256, ((xx + yy) * 1.5) % 256], axis=-1)

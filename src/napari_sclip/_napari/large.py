@@ -5,6 +5,7 @@ inputs of the legend's count (a coarse pyramid level, never the full resolution)
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,11 +32,17 @@ class StoreJob:
     generation: int | None = None
     outcomes: dict[Plane, PlaneOutcome] = field(default_factory=dict)
     discarded: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def begin_step(self) -> Callable[[], StepGen]:
         def begin():
-            self.generation = self.store.begin()
-            return self.generation
+            generation = self.store.begin()
+            with self._lock:
+                self.generation = generation
+                stopped = self.discarded
+            if stopped:  # stopped while the copy was being made: it goes too
+                self.store.drop(generation)
+            return generation
 
         return lambda: call(begin)
 
@@ -64,9 +71,11 @@ class StoreJob:
         return gen
 
     def discard(self) -> None:
-        self.discarded = True
-        if self.generation is not None:
-            self.store.drop(self.generation)
+        with self._lock:
+            self.discarded = True
+            generation = self.generation
+        if generation is not None:  # else the begin step drops it once made
+            self.store.drop(generation)
 
 
 def count_level(shape: tuple[int, ...]) -> int:
