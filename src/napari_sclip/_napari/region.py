@@ -122,11 +122,12 @@ class EditRegion:
                             (flat(labels), flat(edited)))  # fmt: skip
 
 
-def replay(store, commit: RegionCommit, undone: bool) -> None:
-    """Put a commit's pixels (before when ``undone``, else after) into the store (worker thread)."""
-    labels, edited = store.read_region(commit.plane, commit.rows, commit.cols)
+def replay(store, commit: RegionCommit, undone: bool, generation: int | None = None) -> None:
+    """Put a commit's pixels (before when ``undone``, else after) into a generation of the store
+    (default: the current; worker thread)."""
+    labels, edited = store.read_region(commit.plane, commit.rows, commit.cols, generation)
     values, flags = commit.before if undone else commit.after
     labels, edited = labels.copy(), edited.copy()
     labels.reshape(-1)[commit.index] = values
     edited.reshape(-1)[commit.index] = flags
-    store.write_region(commit.plane, commit.rows, commit.cols, labels, edited)
+    store.write_region(commit.plane, commit.rows, commit.cols, labels, edited, generation)

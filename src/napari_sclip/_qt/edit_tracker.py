@@ -25,6 +25,7 @@ class EditTracker(QObject):
         super().__init__()
         self._bound: dict[int, tuple] = {}  # id(layer) -> (layer, paint callback, drag callback)
         self._pending: list[EditMark] = []  # brush footprints not yet tied to a history item
+        self.store_busy: Callable[[], bool] = lambda: False  # whether store writes are pending
 
     def watch(self, session: Session) -> None:
         """Start following ``session.labels`` (a layer the plugin just made)."""
@@ -43,7 +44,9 @@ class EditTracker(QObject):
             self.restored.emit(session, entry, undone)
             self.edited.emit()
 
-        session.history = History(layer, on_step, lambda: session.memory is not None and session.memory.writing)
+        if session.history is None or session.history.layer is not layer:  # else: a region open again
+            blocked = lambda: session.memory is not None and session.memory.writing  # noqa: E731
+            session.history = History(layer, on_step, blocked, lambda entry: self._held(session, entry))
         session.history.attach()
         if getattr(session, "store", None) is not None:  # a large result's multiscale: edited through regions
             return
@@ -52,6 +55,11 @@ class EditTracker(QObject):
         layer.events.paint.connect(paint)
         layer.mouse_drag_callbacks.append(drag)
         self._bound[id(layer)] = (layer, paint, drag)
+
+    def _held(self, session: Session, entry: Entry) -> bool:
+        """A plugin update of a large result waits while edits are being written into its store
+        (its undo swaps the store's generation)."""
+        return isinstance(entry, PluginUpdate) and getattr(session, "store", None) is not None and self.store_busy()
 
     def unwatch(self, layer) -> None:
         bound = self._bound.pop(id(layer), None)

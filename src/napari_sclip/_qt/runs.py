@@ -55,8 +55,9 @@ class Runs(QObject):
         self._worker = None
         self._refine_pending = False
         self.last_timings: dict[str, float] = {}
-        #: ``hold(session, again)``: True when something must finish first (it calls ``again``)
-        self.hold: Callable[[Session, Callable[[], None]], bool] = lambda session, again: False
+        #: ``hold(session, again, failed)``: True when something must finish first (then it calls
+        #: ``again``, or ``failed(error)``)
+        self.hold: Callable[..., bool] = lambda session, again, failed: False
 
     @property
     def busy(self) -> bool:
@@ -74,7 +75,7 @@ class Runs(QObject):
             self._fail(exc)
             return
         session = self.sessions.for_source(request.source)
-        if self.hold(session, self.run):
+        if self.hold(session, self.run, self._fail):
             return
         plan = session.plan(request)
         policy = "keep"
@@ -144,7 +145,7 @@ class Runs(QObject):
         session = self.current()
         if session is None or not session.cache or not session.labels_alive(self.viewer.layers):
             return
-        if self.hold(session, self.refine):
+        if self.hold(session, self.refine, lambda exc: None):  # the status line says why
             return
         decision = self.inputs.decision(session)
         job = Job("refine", session, None, decision, counts={"relabel": len(session.cache)})

@@ -64,8 +64,9 @@ class SclipWidget(ReleasedOnClose, QWidget):
         self.actions = ResultActions(self.viewer, lambda: self.session, p.run_bar.say, notify, self.workers)
         self.runs = Runs(self.viewer, self.sessions, self.slot, self.inputs, self.workers, self.writer, p.run_bar,
                          lambda: self.session, lambda: dialogs.ask_edit_policy(self), notify)  # fmt: skip
-        self.regions = RegionEditor(self.viewer, self.workers, self.tracker, p.run_bar.say)
+        self.regions = RegionEditor(self.viewer, self.workers, self.tracker, p.run_bar.say, lambda: self.busy)
         self.runs.hold = self.regions.hold
+        self.tracker.store_busy = lambda: self.regions.writing  # no plugin undo under a store write
         self._refine_timer = QTimer(self, singleShot=True, interval=60)
         self._connect()
         self.hooks = ViewerHooks(self.viewer, self._on_images, self._on_removed, self._on_active, self._on_data)
@@ -90,7 +91,7 @@ class SclipWidget(ReleasedOnClose, QWidget):
         p.results.legend.visibility_changed.connect(self.set_class_visible)
         p.results.legend.activated.connect(self.actions.paint_with)
         p.results.forget_button.clicked.connect(self.forget_edits)
-        p.results.edit_button.clicked.connect(lambda: self.regions.open_clicked(self.session, self.busy))
+        p.results.edit_button.clicked.connect(lambda: self.regions.open_clicked(self.session))
         p.results.apply_button.clicked.connect(lambda: self.apply_edits(wait=False))
         self.regions.changed.connect(self._on_inputs)
         p.results.probe.changed.connect(self.probe.set_enabled)
@@ -204,7 +205,7 @@ class SclipWidget(ReleasedOnClose, QWidget):
     def edit_region(self):
         """Open the part of the selected image's large result in view (the plane on screen, at most
         2048 px a side) as a labels layer to paint in; returns that layer."""
-        return self.regions.open_current(self.session, self.busy)
+        return self.regions.open_current(self.session)
 
     def apply_edits(self, wait: bool = True) -> None:
         """Write the open edit region's changes into the large result (``wait``: until written)."""
@@ -306,5 +307,5 @@ class SclipWidget(ReleasedOnClose, QWidget):
             self._refine_timer.stop()
             self.legend.timer.stop()
             self.runs.stop("the widget was closed")
-            self.regions.apply_all_now()
+            self.regions.finish_now()  # queued store writes done, open regions applied
         release_all(self.workers, self.writer, self.hooks, self.probe, self.tracker, self.sessions)
