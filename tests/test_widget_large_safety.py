@@ -207,3 +207,52 @@ def test_closing_the_widget_finishes_queued_region_writes(
         _labels0(layer), np.asarray(seg.labels)
     )  # every queued write landed
     assert not store.has_edits()
+
+
+def test_export_applies_the_open_region_and_keeps_labels_beyond_the_class_names(
+    viewer, widget, qtbot, large, tmp_path, MouseEvent
+):
+    from napari_sclip._napari.files import export_steps
+    from napari_sclip.io.ome_zarr import read_layers
+
+    layer, store, seg, mine = _painted_result(viewer, widget, MouseEvent)
+    next(
+        export_steps(widget.session, tmp_path / "photo.zarr")
+    )  # an export interrupted after its first chunk
+    edit = widget.edit_region()
+    y, x = int(edit.translate[0]) + 4, int(edit.translate[1]) + 4
+    _set(edit, [4], [4], 7)  # a label number beyond the 3 class names
+    written = widget.export(
+        tmp_path / "photo.zarr"
+    )  # the open region first; a new export, not the stale one
+    labels = np.asarray(read_layers(written[0])[1][0][0])
+    assert labels[y, x] == 7 and (labels[mine] == 3).all()
+    np.testing.assert_array_equal(labels, _labels0(layer))
+    assert widget.regions.region_of(widget.session) is None and store.pinned == set()
+    assert len(list(store.path.glob("g*"))) == 1  # the export's snapshot is gone
+
+
+def test_forget_my_edits_waits_for_jobs_and_store_writes(
+    viewer, widget, qtbot, large, gate, MouseEvent
+):
+    layer, store, seg, mine = _painted_result_gated(viewer, widget, gate, MouseEvent)
+    forget = widget.panels.results.forget_button
+    assert forget.enabled
+    widget.set_options(short_side=96)
+    with qtbot.waitSignal(widget.job_finished, timeout=60_000):
+        widget.run(wait=False)
+        assert widget.busy and not forget.enabled
+        widget.forget_edits()  # the worker reads the flags: not now
+        assert store.has_edits()
+    assert forget.enabled
+    edit = widget.edit_region()
+    _set(edit, [1], [1], 3)
+    widget.apply_edits(wait=False)
+    assert widget.regions.writing and not forget.enabled
+    widget.forget_edits()
+    gate.set()
+    qtbot.waitUntil(lambda: not widget.regions.writing, timeout=10_000)
+    assert forget.enabled and store.has_edits()
+    _kept(layer, mine)
+    widget.forget_edits()
+    assert not store.has_edits()

@@ -158,8 +158,12 @@ class ResultStore:
     def snapshot(self) -> tuple[int, str]:
         """A fixed copy of the current labels for a reader (export): ``(generation, key)``, the
         key naming its content (store, generation, edits written); pinned until :meth:`release`."""
-        key = f"{self.path.name}-g{self.generation}-r{self.revision}"
+        key = self.content_key()
         return self.begin(pin=True), key
+
+    def content_key(self) -> str:
+        """Names what the current generation holds: the store, the generation, the edits written."""
+        return f"{self.path.name}-g{self.generation}-r{self.revision}"
 
     def release(self, generation: int) -> None:
         """A reader is done with a pinned generation: it is deleted."""

@@ -248,6 +248,13 @@ class RegionEditor(QObject):
                     region.session.history.push(commit)
             self._close(region)
 
+    def snapshot(self, session: Session, then: Callable[[tuple], None], failed: Callable[[BaseException], None]) -> None:
+        """A pinned copy of ``session``'s labels (:meth:`~.store.ResultStore.snapshot`) made in
+        turn with the store writes, after those asked for so far: ``then(snapshot)``."""
+        store, out = session.store, []
+        self.writes.add(Write(lambda: out.append(store.snapshot()), then=lambda: then(out[0]), failed=failed,
+                              closing=lambda ok: out and store.release(out[0][0])))  # fmt: skip
+
     def after_writes(self, then: Callable[[], None]) -> None:
         """Call ``then`` once the store writes asked for so far are done."""
         self.writes.add(Write(lambda: None, then=then))

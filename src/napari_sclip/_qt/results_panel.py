@@ -43,10 +43,11 @@ class ResultsPanel(QWidget):
             row.margins = (0, 0, 0, 0)
             layout.addWidget(row.native)
 
-    def set_has_result(self, has: bool, large: bool = False, editing: bool = False) -> None:
-        """Export and Forget act on a result: disabled without one; edit regions are for large ones."""
+    def set_has_result(self, has: bool, large: bool = False, editing: bool = False, busy: bool = False) -> None:
+        """Export and Forget act on a result: disabled without one (Forget also while a job or a
+        store write runs: they read the edit flags); edit regions are for large ones."""
         self.export_button.enabled = has
-        self.forget_button.enabled = has
+        self.forget_button.enabled = has and not busy
         self.edit_button.visible = self.apply_button.visible = large
         self.edit_button.enabled = has
         self.apply_button.enabled = has and editing

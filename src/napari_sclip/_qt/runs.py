@@ -36,9 +36,10 @@ VERBS = {"run": "segmenting", "rescore": "re-scoring from cached features", "rel
 
 
 class Runs(QObject):
-    """The widget's jobs. ``finished(outcome)``: "done", "cancelled" or "error", once the layers
-    are updated; ``written(job)`` just before a "done"; ``model_loaded`` after a load."""
+    """The widget's jobs. ``started`` when one starts; ``finished(outcome)``: "done", "cancelled" or
+    "error", once the layers are updated; ``written(job)`` just before a "done"; ``model_loaded`` after a load."""
 
+    started = Signal()
     finished = Signal(str)
     progressed = Signal(object)
     written = Signal(object)
@@ -97,6 +98,7 @@ class Runs(QObject):
         if made:  # napari draws a new layer once, slowly: let it, before the worker takes the CPU
             self.job = job
             self.bar.set_state("running")
+            self.started.emit()
             QTimer.singleShot(FIRST_PAINT_MS, lambda: self._start(job, steps) if job is self.job and not job.aborted else None)
         else:
             self._start(job, steps)
@@ -176,6 +178,7 @@ class Runs(QObject):
         if job.store_job is not None:  # no undo / redo into a store a job is writing
             job.session.memory.writing = True
         self.bar.set_state("running")
+        self.started.emit()
         self.bar.bar.setValue(0)
         self.bar.say(steps[-1].label + "…")
         self._worker = self.workers.start(

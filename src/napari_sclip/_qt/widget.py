@@ -61,10 +61,11 @@ class SclipWidget(ReleasedOnClose, QWidget):
         self.writer = LayerWriter(self.viewer, self.tracker.watch)
         self.legend = LegendPresenter(p.results.legend, self.workers, lambda: self.session, self.viewer.layers)
         self.probe = Probe(self.viewer, self.workers, self._current)
-        self.actions = ResultActions(self.viewer, lambda: self.session, p.run_bar.say, notify, self.workers)
         self.runs = Runs(self.viewer, self.sessions, self.slot, self.inputs, self.workers, self.writer, p.run_bar,
                          lambda: self.session, lambda: dialogs.ask_edit_policy(self), notify)  # fmt: skip
         self.regions = RegionEditor(self.viewer, self.workers, self.tracker, p.run_bar.say, lambda: self.busy)
+        self.actions = ResultActions(self.viewer, lambda: self.session, p.run_bar.say, notify, self.workers,
+                                     self.regions, lambda: self.busy or self.regions.writing)  # fmt: skip
         self.runs.hold = self.regions.hold
         self.tracker.store_busy = lambda: self.regions.writing  # no plugin undo under a store write
         self._refine_timer = QTimer(self, singleShot=True, interval=60)
@@ -97,6 +98,7 @@ class SclipWidget(ReleasedOnClose, QWidget):
         p.results.probe.changed.connect(self.probe.set_enabled)
         p.results.export_button.clicked.connect(
             lambda: self.actions.export_dialog(self, p.results.with_probabilities.value))
+        self.runs.started.connect(self._on_inputs)
         self.runs.finished.connect(self._on_finished)
         self.runs.progressed.connect(self.progressed.emit)
         self.runs.written.connect(self._on_written)
@@ -242,7 +244,8 @@ class SclipWidget(ReleasedOnClose, QWidget):
         p.hint.setText(self.inputs.hint(self.slot))
         session = self.session
         has = session is not None and bool(session.cache) and session.labels_alive(self.viewer.layers)
-        p.results.set_has_result(has, has and session.large, self.regions.region_of(session) is not None)
+        p.results.set_has_result(has, has and session.large, self.regions.region_of(session) is not None,
+                                 self.busy or self.regions.writing)  # fmt: skip
         if session is not self.legend.shown:  # another image or mapping: its legend
             self.legend.refresh()
 
