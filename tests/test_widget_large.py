@@ -58,6 +58,35 @@ def test_multiscale_input_reads_only_the_covering_level(viewer, widget, tiny_mod
     np.testing.assert_array_equal(widget.labels_layer.data, np.asarray(ref.labels))
 
 
+@pytest.mark.parametrize("colour_from", ["channel_axis", "layers"])
+def test_numpy_pyramid_channels_are_composed_lazily_without_hashing(monkeypatch, colour_from):
+    import dask.array.core as core
+    from napari.layers import Image
+
+    from napari_sclip._napari.source import ImageSource, Mapping, compose_rgb
+
+    hashed, tokenize = [], core.tokenize
+
+    def spy(*args, **kwargs):
+        hashed.extend(a for a in args if isinstance(a, np.ndarray) and a.size > 64)
+        return tokenize(*args, **kwargs)
+
+    monkeypatch.setattr(core, "tokenize", spy)
+    full = np.random.default_rng(0).integers(0, 400, (3, 256, 320)).astype(np.uint16)
+    layer = Image([full, full[:, ::2, ::2]], multiscale=True, contrast_limits=(0, 400))
+    if colour_from == "layers":
+        red, blue = (Image([c, c[::2, ::2]], multiscale=True, contrast_limits=(0, 400)) for c in (full[2], full[0]))
+        mapping = Mapping("layers", layers=(red, None, blue))
+        layer = red
+    else:
+        mapping = Mapping("channel_axis", axis=0, channels=(2, None, 0))
+    image, _ = ImageSource(layer, mapping).read(())
+    assert isinstance(image, list) and len(image) == 2 and all(type(a).__module__.startswith("dask") for a in image)
+    assert not hashed  # numpy levels wrapped under a name of their own, not tokenized by their data
+    np.testing.assert_allclose(np.asarray(image[0]), compose_rgb([full[2], None, full[0]], [(0, 400)] * 3))
+    np.testing.assert_allclose(np.asarray(image[1]), compose_rgb([full[2, ::2, ::2], None, full[0, ::2, ::2]], [(0, 400)] * 3))
+
+
 def _labels0(layer) -> np.ndarray:
     return np.asarray(layer.data[0])
 

@@ -21,16 +21,22 @@ def _in_memory(a) -> bool:
     return isinstance(a, np.ndarray)
 
 
-def lazy_array(a):
-    """numpy and dask as they are; other arrays (zarr, tifffile...) wrapped in dask with their own
-    chunks, so that indexing a plane reads nothing yet."""
-    if _in_memory(a) or type(a).__module__.startswith("dask"):
+def as_dask(a):
+    """Any array as dask (dask as it is; others with their own chunks, or dask's): nothing is
+    read yet."""
+    if type(a).__module__.startswith("dask"):
         return a
     import dask.array as da
 
     chunks = getattr(a, "chunks", None)
-    # name=False: a random name; tokenizing the array would read or pickle it
+    # name=False: a random name; tokenizing would hash a numpy array, and read or pickle others
     return da.from_array(a, chunks=chunks if isinstance(chunks, tuple) else "auto", name=False)
+
+
+def lazy_array(a):
+    """numpy and dask as they are; other arrays (zarr, tifffile...) wrapped in dask with their own
+    chunks, so that indexing a plane reads nothing yet."""
+    return a if _in_memory(a) else as_dask(a)
 
 
 def _spatial(shape: Sequence[int], rgb: bool) -> tuple[int, int]:
@@ -92,13 +98,13 @@ def lazy_rgb(arrays: Sequence, contrast_limits: Sequence[Sequence[float] | None]
     """:func:`.source.compose_rgb` as a dask array (same operations, so the same values)."""
     import dask.array as da
 
-    first = next(da.asarray(a) for a in arrays if a is not None)
+    first = next(as_dask(a) for a in arrays if a is not None)
     channels = []
     for a, lim in zip(arrays, contrast_limits):
         if a is None:
             channels.append(da.zeros_like(first, dtype=np.float32))
             continue
-        a = da.asarray(a).astype(np.float32)
+        a = as_dask(a).astype(np.float32)
         lo, hi = (float(a.min().compute()), float(a.max().compute())) if lim is None else (float(lim[0]), float(lim[1]))
         scale = 1.0 / (hi - lo) if hi > lo else 0.0
         channels.append(da.clip((a - lo) * scale, 0.0, 1.0))

@@ -212,14 +212,12 @@ def _check_layers(reference, layers: Picks) -> None:
 
 
 def _composed(channels: Sequence[list | None], limits: Sequence):
-    """R, G, B composed level by level (levels every channel has), numpy in memory, else dask."""
+    """R, G, B composed level by level (levels every channel has): numpy for one level in memory,
+    else dask (a pyramid's levels are composed only where the engine reads, never all of them)."""
     n = min(len(c) for c in channels if c is not None)
-    out = []
-    for i in range(n):
-        arrays = [None if c is None else c[i] for c in channels]
-        in_memory = all(a is None or isinstance(a, np.ndarray) for a in arrays)
-        out.append(compose_rgb(arrays, limits) if in_memory else lazy_rgb(arrays, limits))
-    return as_engine_input(out)
+    levels = [[None if c is None else c[i] for c in channels] for i in range(n)]
+    in_memory = n == 1 and all(a is None or isinstance(a, np.ndarray) for a in levels[0])
+    return as_engine_input([compose_rgb(a, limits) if in_memory else lazy_rgb(a, limits) for a in levels])
 
 
 def compose_rgb(arrays: Sequence[np.ndarray | None], contrast_limits: Sequence[Sequence[float] | None]) -> np.ndarray:
