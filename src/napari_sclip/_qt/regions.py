@@ -161,7 +161,7 @@ class RegionEditor(QObject):
         if region.history is not None:
             region.history.detach()
         region.labels.mode = "pan_zoom"
-        commit = region.commit()
+        commit = region.commit() if session.store is not None else None  # no store: the labels layer is gone
         if commit is not None and session.history is not None:
             session.history.push(commit)
         self.changed.emit()
@@ -174,7 +174,11 @@ class RegionEditor(QObject):
         store, generation = session.store, session.store.generation  # the generation of now, not of the write
         self.writes.add(Write(lambda: replay(store, commit, False, generation), then=lambda: self._applied(region, then),
                               failed=lambda exc: self._reopen(region, commit, exc, failed),
-                              closing=lambda ok: self._closing(region, ok), refresh=session.labels))  # fmt: skip
+                              closing=lambda ok: self._closing(region, ok), refresh=lambda: self._refresh(session)))  # fmt: skip
+
+    def _refresh(self, session: Session) -> None:
+        if session.labels is not None and session.labels in self.viewer.layers:
+            session.labels.refresh()
 
     def _applied(self, region: EditRegion, then) -> None:
         self._close(region)
@@ -219,7 +223,7 @@ class RegionEditor(QObject):
         current now)."""
         if isinstance(entry, RegionCommit) and session.store is not None:
             store, generation = session.store, session.store.generation
-            self.writes.add(Write(lambda: replay(store, entry, undone, generation), refresh=session.labels))
+            self.writes.add(Write(lambda: replay(store, entry, undone, generation), refresh=lambda: self._refresh(session)))
 
     def layer_removed(self, layer) -> None:
         """The user deleted an edit layer: its unapplied changes are dropped."""
@@ -239,14 +243,17 @@ class RegionEditor(QObject):
         open region is applied at once (no edit is lost)."""
         self.writes.finish_now()
         for region in list(self.open.values()):
-            self.open.pop(id(region.session))
+            session = self.open.pop(id(region.session)).session
             self.tracker.unwatch(region.labels)
-            commit = region.commit()
-            if commit is not None and region.session.store is not None:
-                replay(region.session.store, commit, undone=False)
-                if region.session.history is not None:
-                    region.session.history.push(commit)
-            self._close(region)
+            commit, ok = region.commit(), True
+            if commit is not None and session.store is not None:
+                try:
+                    replay(session.store, commit, undone=False)
+                except Exception:  # noqa: BLE001 - the edit layer keeps the strokes (and says so)
+                    ok = False
+                if ok and session.history is not None:
+                    session.history.push(commit)
+            self._closing(region, ok)
 
     def snapshot(self, session: Session, then: Callable[[tuple], None], failed: Callable[[BaseException], None]) -> None:
         """A pinned copy of ``session``'s labels (:meth:`~.store.ResultStore.snapshot`) made in

@@ -17,13 +17,14 @@ from .workers import Workers
 @dataclass(eq=False)
 class Write:
     """``fn()`` runs in the worker; then, on the UI thread, ``then()`` (or ``failed(exc)``);
-    ``closing(ok)`` instead of both when the widget closes; ``refresh``: a layer to redraw."""
+    ``closing(ok)`` instead of both when the widget closes; ``refresh()`` after it, however it
+    ended (a failed write may have changed part of the store)."""
 
     fn: Callable[[], Any]
     then: Callable[[], None] | None = None
     failed: Callable[[BaseException], None] | None = None
     closing: Callable[[bool], None] | None = None
-    refresh: Any = None
+    refresh: Callable[[], None] | None = None
     error: BaseException | None = None
     ran: threading.Event = field(default_factory=threading.Event)
 
@@ -74,9 +75,8 @@ class StoreWrites:
         if self.closed or write is not self._running:
             return
         self._running = None
-        layer = write.refresh
-        if write.error is None and layer is not None:
-            layer.refresh()
+        if write.refresh is not None:
+            write.refresh()
         if write.error is not None:
             self.say(f"writing into the store failed: {write.error}")
             if write.failed is not None:
