@@ -243,8 +243,8 @@ class ResultStore:
     def has_edits(self) -> bool:
         """Whether any pixel of the current generation is flagged as the user's (all-False chunks
         are never stored)."""
-        folder = self.path / f"e{self.generation}" / "0"
-        return any(f.is_file() for f in folder.rglob("*") if not f.name.startswith("."))
+        folder = self.path / f"e{self.generation}" / "0"  # zarr metadata (.z*) and chunks being written (*.partial) aside
+        return any(f.is_file() for f in folder.rglob("*") if not f.name.startswith(".") and not f.name.endswith(".partial"))
 
     def clear_edits(self) -> None:
         """Forget the current generation's edit flags (other generations keep theirs: an undo
