@@ -243,8 +243,9 @@ class ResultStore:
     def has_edits(self) -> bool:
         """Whether any pixel of the current generation is flagged as the user's (all-False chunks
         are never stored)."""
-        folder = self.path / f"e{self.generation}" / "0"  # zarr metadata (.z*) and chunks being written (*.partial) aside
-        return any(f.is_file() for f in folder.rglob("*") if not f.name.startswith(".") and not f.name.endswith(".partial"))
+        folder = self.path / f"e{self.generation}" / "0"
+        chunk = lambda f: not f.name.startswith(".") and not f.name.endswith(".partial")  # noqa: E731 - not metadata, not a write under way
+        return any(f.is_file() for f in folder.rglob("*") if chunk(f))
 
     def clear_edits(self) -> None:
         """Forget the current generation's edit flags (other generations keep theirs: an undo
