@@ -148,7 +148,7 @@ def measured(widget, app, meter: StallMeter, start) -> dict[str, float]:
     }
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=["tiny", "vit-b-16"], default="vit-b-16")
     parser.add_argument("--precision", default="auto")
@@ -156,8 +156,19 @@ def main() -> None:
     parser.add_argument("--short-side", type=int, default=448)
     parser.add_argument("--json", default=None)
     parser.add_argument("--explain-ms", type=float, default=None, help="print stacks of stalls above this")
-    args = parser.parse_args()
+    parser.add_argument("--large", action="store_true", help="the large-image mode (widget_large.py): a lazily "
+                        "generated multiscale scene (--size 16384), labels in a store, edit regions, panning")  # fmt: skip
+    parser.add_argument("--scene-folder", default="/tmp", help="--large: where the scene's zarr pyramid is kept")
+    return parser.parse_args()
 
+
+def main() -> None:
+    args = arguments()
+    if args.large:
+        from widget_large import main as large_main
+
+        report(*large_main(args, build_model), path=args.json)
+        return
     import napari
     from qtpy.QtWidgets import QApplication
 
@@ -209,14 +220,18 @@ def main() -> None:
     second = measured(widget, app, meter, lambda: widget.run(wait=False))
     out.update({f"run2_{k}": v for k, v in second.items()})
     viewer.close()
+    report(out, meter.explained, args.json)
 
+
+def report(out: dict, explained=(), path: str | None = None) -> None:
+    """Print the figures (and the stacks of explained stalls); write them as JSON to ``path``."""
     width = max(len(k) for k in out)
     for k, v in out.items():
         print(f"{k:<{width}}  {v:.1f}" if isinstance(v, float) else f"{k:<{width}}  {v}")
-    for gap, stacks in meter.explained:
+    for gap, stacks in explained:
         print(f"--- stall {1000 * gap:.0f} ms; other threads:\n{stacks}")
-    if args.json:
-        with open(args.json, "w") as f:
+    if path:
+        with open(path, "w") as f:
             json.dump(out, f, indent=2)
 
 

@@ -4,7 +4,9 @@ Run under an X server: ``xvfb-run -a python docs/widget_screenshots.py``. Uses t
 tests ship (it knows colour and texture words) through the widget's checkpoint field, on a
 held-out synthetic scene, so the result shown is a real segmentation, not random weights. With
 ``--extra DIR`` it also shoots the states a reviewer checks (a colour-mode switch, an undo, the
-probe, a score map, the widget with every section open at 1280 x 800) into DIR.
+probe, a score map, the widget with every section open at 1280 x 800) into DIR; with ``--large``
+the large-image states (a 4800 x 4800 multiscale scene: the result over the store, an edit region,
+a score map, a visible-region result) into docs/images/large_*.png.
 """
 
 from __future__ import annotations
@@ -110,6 +112,54 @@ def extra_shots(viewer, app, widget, folder: Path) -> None:
     shoot(viewer, app, folder / "5_scrolled_to_results.png")
 
 
+def large_shots(viewer, app, widget, extra: Path) -> None:
+    """The large-image states: a 4800 x 4800 scene (a multiscale layer) segmented into a store,
+    an edit region painted in, and a visible-region result (README, 960 px wide); the applied edit
+    and a lazy score map into ``extra`` (for a reviewer's eyes)."""
+    import numpy as np
+
+    from napari_sclip.testing import make_scene
+
+    scene = make_scene(11, size=4800, n_cells=40)
+    levels = [scene.image[::f, ::f] for f in (1, 2, 4, 8)]
+    viewer.layers.clear()
+    image = viewer.add_image(levels, name="big scene", rgb=True, multiscale=True)
+    widget.set_image(image)
+    widget.set_vocabulary("\n".join(scene.class_names), "")
+    widget.set_options(short_side=640)
+    widget.run()
+    widget.update_legend(wait=True)
+    viewer.reset_view()
+    shoot(viewer, app, OUT / "large_result.png", 960)
+    camera = viewer.scene.camera
+    camera.center, camera.zoom = (2400, 2400), 1.0
+    edit = widget.edit_region()
+    h, w = edit.data.shape[-2:]
+    yy, xx = np.mgrid[0:h, 0:w]
+    with edit.block_history():  # a thick diagonal stroke of the second class
+        hit = np.abs((yy - h / 2) - (xx - w / 2) * 0.5) < 12
+        edit.data_setitem(np.nonzero(hit), 2)
+    edit.refresh()
+    shoot(viewer, app, OUT / "large_edit_region.png", 960)
+    widget.apply_edits()
+    wait(widget, app)
+    viewer.reset_view()
+    extra.mkdir(parents=True, exist_ok=True)
+    shoot(viewer, app, extra / "large_applied.png")
+    widget.show_scores(scene.class_names[0])
+    viewer.reset_view()
+    shoot(viewer, app, extra / "large_score_map.png")
+    widget.scores_layer.visible = False
+    camera.center, camera.zoom = (1200, 3600), 0.5
+    widget.set_image(image, region="visible")
+    whole = widget.labels_layer
+    widget.run()
+    widget.update_legend(wait=True)
+    whole.visible = False  # the region's result alone over the image
+    viewer.reset_view()
+    shoot(viewer, app, OUT / "large_visible_region.png", 960)
+
+
 def main() -> None:
     import napari
     from qtpy.QtWidgets import QApplication
@@ -119,6 +169,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("seed", nargs="?", type=int, default=3)
     parser.add_argument("--extra", type=Path, default=None, help="also shoot the issue-8 states into this folder")
+    parser.add_argument("--large", action="store_true", help="shoot the large-image states only")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     scene = make_scene(args.seed, size=320)
@@ -127,6 +178,10 @@ def main() -> None:
     app = QApplication.instance()
     viewer.add_image(scene.image, name="scene", rgb=True)
     widget = open_widget(viewer, app)
+    if args.large:
+        large_shots(viewer, app, widget, args.extra or Path("large-shots"))
+        viewer.close()
+        return
     readme_shots(viewer, app, widget, scene)
     if args.extra is not None:
         extra_shots(viewer, app, widget, args.extra)

@@ -119,3 +119,11 @@ def widget(viewer, qtbot, tiny_model):
     w.set_options(short_side=64)
     w.panels.results.edit_policy.value = "keep"
     return w
+
+
+@pytest.fixture
+def large(monkeypatch):
+    """Every result over 1000 pixels is large (lazy, in a store: see tests/test_widget_large.py)."""
+    from napari_sclip._napari import session
+
+    monkeypatch.setattr(session, "LARGE_PIXELS", 1000)

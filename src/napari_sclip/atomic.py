@@ -10,6 +10,8 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,3 +81,13 @@ def sweep(folder: str | os.PathLike) -> list[Path]:
                 path.unlink()
                 removed.append(path)
     return removed
+
+
+def sweep_folders(prefix: str, folder: str | os.PathLike | None = None) -> None:
+    """Remove the temporary folders ``<prefix><pid>-*`` (in ``folder``, default the system's
+    temporary directory) of processes that are gone (killed before they could clean up)."""
+    root = Path(folder or tempfile.gettempdir())
+    for path in root.glob(f"{prefix}*-*"):
+        pid = path.name[len(prefix) :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)

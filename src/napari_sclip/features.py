@@ -14,24 +14,14 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from .atomic import sweep_folders
+
 MEMORY_BUDGET = 1 << 29  # features above 512 MB go to disk
 PREFIX = "napari-sclip-features-"
-
-
-def _sweep(folder) -> None:
-    """Remove spilled features of processes that are gone (killed before they could clean up)."""
-    from .atomic import _alive
-
-    root = Path(folder or tempfile.gettempdir())
-    for path in root.glob(f"{PREFIX}*-*"):
-        pid = path.name[len(PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
 
 
 class FeatureStore:
@@ -43,7 +33,7 @@ class FeatureStore:
         nbytes = 4 * n * int(np.prod(shape))
         self.spilled = nbytes > budget
         if self.spilled:
-            _sweep(folder)
+            sweep_folders(PREFIX, folder)  # features of killed processes
             self.folder = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=folder)
             weakref.finalize(self, shutil.rmtree, self.folder, True)
             self._file = open(os.path.join(self.folder, "features.f32"), "w+b")  # noqa: SIM115 - closed in close()

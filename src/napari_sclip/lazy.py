@@ -6,6 +6,7 @@ with the same block function the in-memory path uses, so both give identical val
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 import numpy as np
@@ -27,7 +28,10 @@ def block_array(shape: tuple[int, int], side: int, fn: BlockFn, dtype, leading: 
         (r0, r1), (c0, c1) = block_info[None]["array-location"][-2:]
         return fn(slice(r0, r1), slice(c0, c1))
 
-    return da.map_blocks(compute, chunks=chunks, dtype=dtype, meta=np.empty((0,) * ndim, dtype))
+    # a name of its own: else dask tokenizes ``fn`` by pickling it, and its closure holds the model
+    # and the logits (seconds of pickling, with the GIL held, for every array made)
+    name = f"sclip-{uuid.uuid4().hex}"
+    return da.map_blocks(compute, chunks=chunks, dtype=dtype, meta=np.empty((0,) * ndim, dtype), name=name)
 
 
 def is_lazy(array) -> bool:

@@ -18,6 +18,14 @@ import numpy as np
 CSV_FIELDS = ("label", "class", "synonyms", "pixels", "fraction", "mean_probability")
 
 
+def padded_channels(channels: np.ndarray, n: int) -> np.ndarray:
+    """``channels`` (the probability channel of each label, -1: none) for ``n`` labels at least:
+    label numbers beyond them (painted by hand) have none."""
+    chan = np.full(max(n, len(channels)), -1, np.intp)
+    chan[: len(channels)] = channels
+    return chan
+
+
 @dataclass(frozen=True)
 class Tally:
     """Pixel count and summed winning probability per label value (index = label)."""
@@ -39,8 +47,7 @@ class Tally:
         if probabilities is not None:
             if channels is None:
                 channels = np.arange(probabilities.shape[0])
-            chan = np.full(n, -1, np.intp)
-            chan[: len(channels)] = channels
+            chan = padded_channels(channels, n)
             scored = chan >= 0
             pick = chan[labels]
             valid = pick >= 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -21,10 +22,11 @@ from .session import Session
 @dataclass(frozen=True)
 class CountInput:
     """One segmented plane: the layer's labels, the result's probabilities ``(K + 1, H, W)``
-    (channel 0: background words), and the channel of each layer label (-1: none)."""
+    (channel 0: background words; or a function giving them, called where the count runs: an
+    in-memory result computes them on first use), and the channel of each layer label (-1: none)."""
 
     labels: np.ndarray
-    probs: np.ndarray
+    probs: Any
     channels: np.ndarray
 
 
@@ -40,18 +42,25 @@ class LegendRow:
     visible: bool = True
 
 
+def channels_of(memory, seg) -> np.ndarray:
+    """The probability channel of each layer label in a result (-1: none)."""
+    lut = memory.lut(seg.class_names)
+    channels = np.full(len(memory.names) + 1, -1, np.intp)
+    channels[lut[1:]] = np.arange(1, len(lut))
+    channels[0] = 0 if seg.vocabulary.background else -1
+    return channels
+
+
 def count_inputs(session: Session) -> list[CountInput]:
-    """Per cached plane, in plane order: views of the layer's labels and the result (UI thread)."""
-    data, memory = session.labels.data, session.memory
-    out = []
-    for plane in sorted(session.cache):
-        seg = session.cache[plane].seg
-        lut = memory.lut(seg.class_names)
-        channels = np.full(len(memory.names) + 1, -1, np.intp)
-        channels[lut[1:]] = np.arange(1, len(lut))
-        channels[0] = 0 if seg.vocabulary.background else -1
-        out.append(CountInput(data[plane], seg.all_probabilities, channels))
-    return out
+    """Per cached plane, in plane order: views of the layer's labels and the result (UI thread);
+    a large result's at a coarse pyramid level (see :mod:`.large`)."""
+    if session.store is not None:
+        from .large import count_inputs as large_inputs
+
+        return large_inputs(session, lambda seg: channels_of(session.memory, seg))
+    data = session.labels.data
+    segs = [(plane, session.cache[plane].seg) for plane in sorted(session.cache)]
+    return [CountInput(data[plane], lambda seg=seg: seg.all_probabilities, channels_of(session.memory, seg)) for plane, seg in segs]
 
 
 #: Rows counted at once: short numpy calls, so a counting thread never holds the GIL for long.
@@ -63,10 +72,13 @@ def tally(inputs: Sequence[CountInput], band_rows: int | None = BAND_ROWS) -> Ta
     files count whole planes (``band_rows=None``), summing exactly as the engine's own table does."""
     total = None
     for item in inputs:
+        probs = item.probs() if callable(item.probs) else item.probs
         step = band_rows or item.labels.shape[0]
+        if hasattr(probs, "chunks"):  # lazy probabilities: whole chunks at a time
+            step = max(step, probs.chunks[1][0])
         for r0 in range(0, item.labels.shape[0], step):
             rows = slice(r0, r0 + step)
-            t = Tally.of(np.asarray(item.labels[rows]), item.probs[:, rows], item.channels)
+            t = Tally.of(np.asarray(item.labels[rows]), probs[:, rows], item.channels)
             total = t if total is None else total + t
     return total
 

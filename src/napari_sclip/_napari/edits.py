@@ -47,6 +47,17 @@ class EditMark:
         return cls(box, flagged[tuple(local)].copy())
 
 
+def _lut(names: list[str], class_names: Sequence[str], dtype) -> np.ndarray:
+    """Map a result's labels (0..K) to a layer's labels, registering new class names in ``names``."""
+    for name in class_names:
+        if name not in names:
+            names.append(name)
+    lut = np.zeros(len(class_names) + 1, dtype)
+    for k, name in enumerate(class_names, start=1):
+        lut[k] = names.index(name) + 1
+    return lut
+
+
 class EditMemory:
     """The plugin's last decision per pixel, and the user's edits, for one labels layer."""
 
@@ -61,6 +72,10 @@ class EditMemory:
         """dtype of the labels layer data (widens to uint16 past 255 classes)."""
         return self.written.dtype
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.written.shape
+
     def lut(self, class_names: Sequence[str]) -> np.ndarray:
         """Map a result's labels (0..K) to this layer's labels, registering new class names."""
         for name in class_names:
@@ -68,10 +83,7 @@ class EditMemory:
                 self.names.append(name)
         if label_dtype(len(self.names)) != self.written.dtype:
             self.written = self.written.astype(label_dtype(len(self.names)))
-        lut = np.zeros(len(class_names) + 1, self.written.dtype)
-        for k, name in enumerate(class_names, start=1):
-            lut[k] = self.names.index(name) + 1
-        return lut
+        return _lut(self.names, class_names, self.written.dtype)
 
     def user_pixels(self, data, region: tuple) -> np.ndarray:
         """Flag the pixels of ``region`` the user changed since the plugin wrote them; return the
@@ -153,3 +165,29 @@ def stroke_footprint(points: Sequence[Sequence[float]], radius: float, shape: tu
         canvas[rr, cc] = True
     grown = dilation(canvas, disk(int(np.ceil(radius + 0.5))).astype(bool))
     return grown[pad : pad + shape[0], pad : pad + shape[1]]
+
+
+class StoreMemory:
+    """The edit memory of a large result: the user's edit flags live in its
+    :class:`~.store.ResultStore` (chunked, on disk, never a full-resolution array in memory); the
+    layer's class numbering here. Edits reach the store only through an edit region's commit."""
+
+    dtype = property(lambda self: self.store.dtype)
+    shape = property(lambda self: self.store.shape)
+
+    def __init__(self, store, names: Iterable[str] = ()) -> None:
+        self.store = store
+        self.names: list[str] = list(names)
+        self.writing = False
+
+    def lut(self, class_names: Sequence[str]) -> np.ndarray:
+        lut = _lut(self.names, class_names, np.int64)
+        if lut.max(initial=0) > np.iinfo(self.dtype).max:
+            raise ValueError(f"A large result holds at most {np.iinfo(self.dtype).max} classes.")
+        return lut.astype(self.dtype)
+
+    def has_edits(self, data=None) -> bool:
+        return self.store.has_edits()
+
+    def forget(self, data=None) -> None:
+        self.store.clear_edits()

@@ -16,6 +16,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .edits import EditMark
 from .session import Snapshot
 
@@ -42,19 +44,35 @@ class PluginUpdate:
 KEPT_STATES = 8
 
 
-Entry = UserEdit | PluginUpdate
+@dataclass
+class RegionCommit:
+    """An edit region's changes committed into a large result's store: the changed pixels (flat
+    indices into the region ``rows`` x ``cols`` of ``plane``) with their labels and edit flags
+    before and after (only what changed is kept)."""
+
+    plane: tuple
+    rows: slice
+    cols: slice
+    index: np.ndarray
+    before: tuple[np.ndarray, np.ndarray]
+    after: tuple[np.ndarray, np.ndarray]
+
+
+Entry = UserEdit | PluginUpdate | RegionCommit
 
 
 class History:
     """The mirror of one labels layer's undo / redo stacks; ``on_step(entry, undone)`` replays."""
 
-    def __init__(self, layer, on_step: Callable[[Entry, bool], None], blocked: Callable[[], bool]) -> None:
+    def __init__(self, layer, on_step: Callable[[Entry, bool], None], blocked: Callable[[], bool],
+                 holds: Callable[[Entry], bool] = lambda entry: False) -> None:  # fmt: skip
         limit = int(getattr(type(layer), "_history_limit", 100))  # napari's stack length
         self.layer = layer
         self.undo_stack: deque[Entry] = deque(maxlen=limit)
         self.redo_stack: deque[Entry] = deque(maxlen=limit)
         self._on_step = on_step
-        self._blocked = blocked
+        self._blocked = blocked  # no undo / redo at all now
+        self._holds = holds  # this entry cannot be undone / redone now
         self._attached = False
 
     def attach(self) -> None:
@@ -79,6 +97,22 @@ class History:
         for old in updates[:-KEPT_STATES]:
             old.before = old.after = None
 
+    def discard(self, entry: Entry) -> None:
+        """Forget an entry that did not happen after all (an edit region whose write failed)."""
+        for stack in (self.undo_stack, self.redo_stack):
+            for i, e in enumerate(stack):
+                if e is entry:
+                    del stack[i]
+                    return
+
+    def generations(self) -> set[int]:
+        """Store generations an undo or redo can still reach (large results)."""
+        out = set()
+        for entry in (*self.undo_stack, *self.redo_stack):
+            if isinstance(entry, PluginUpdate) and entry.before is not None:
+                out.update(g for g in (entry.before.generation, entry.after.generation) if g is not None)
+        return out
+
     @property
     def top(self) -> Entry | None:
         return self.undo_stack[-1] if self.undo_stack else None
@@ -90,7 +124,7 @@ class History:
         self._replay(self.redo_stack, self.undo_stack, undone=False)
 
     def _replay(self, source: deque, target: deque, undone: bool) -> None:
-        if self._blocked():  # the plugin is writing: an undo now would mix into its update
+        if self._blocked() or (source and self._holds(source[-1])):  # the plugin is writing
             return
         method = type(self.layer).undo if undone else type(self.layer).redo
         method(self.layer)

@@ -64,10 +64,12 @@ class StepDone:
 
 @dataclass(frozen=True)
 class PlaneOutcome:
-    """A finished plane: its result to cache, and its labels in the layer's numbering."""
+    """A finished plane: its result to cache, and its labels in the layer's numbering (None for a
+    large result: its labels went to the store)."""
 
     result: PlaneResult
-    labels: np.ndarray
+    labels: np.ndarray | None
+    lut: np.ndarray | None = None  # result labels -> layer labels (what a store write maps with)
 
 
 def call(fn: Callable[[], Any]) -> StepGen:
@@ -140,6 +142,7 @@ class Job:
     replaced: tuple | None = None  # (labels, memory, history) a "new layer" run set aside
     model_choice: Any = None  # the Model fields when the run started (what a load loads)
     outcomes: dict[Plane, PlaneOutcome] = field(default_factory=dict)
+    store_job: Any = None  # .large.StoreJob of a large result
     timer: Timer = field(default_factory=Timer)
     error: BaseException | None = None
     aborted: bool = False

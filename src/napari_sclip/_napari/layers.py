@@ -8,11 +8,13 @@ stacks), never a copy.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
 
 from ..palette import class_colours
+from .large import blank_levels, score_levels
 from .session import Session
 from .source import Plane
 
@@ -37,10 +39,12 @@ def label_colormap(names: Sequence[str]):
     return DirectLabelColormap(color_dict=mapping)
 
 
-def transform_kwargs(layer, dropped: Sequence[int] = (), last: int | None = None, plane: Plane = ()) -> dict:
+def transform_kwargs(layer, dropped: Sequence[int] = (), last: int | None = None, plane: Plane = (),
+                     corner: tuple[int, int] = (0, 0)) -> dict:  # fmt: skip
     """Keyword arguments that align a new layer with ``layer`` (scale, translate, rotate, shear,
     affine, units, axis labels), without its ``dropped`` axes; ``last=2`` keeps the two spatial
-    axes only; ``plane`` shifts the leading axes to that plane (a one-plane layer)."""
+    axes only; ``plane`` shifts the leading axes to that plane (a one-plane layer), ``corner`` the
+    rows and columns to that pixel (a region of the image)."""
     from napari.utils.transforms import Affine
 
     keep = [i for i in range(layer.ndim) if i not in dropped]
@@ -51,9 +55,10 @@ def transform_kwargs(layer, dropped: Sequence[int] = (), last: int | None = None
     if len(keep) != layer.ndim:
         physical, affine = physical.set_slice(keep), affine.set_slice(keep)
     translate = np.asarray(physical.translate, float)
-    if plane:
+    if plane or any(corner):
         offset = np.zeros(len(keep))
         offset[: len(plane)] = plane
+        offset[-2:] += corner
         translate = translate + np.asarray(physical(offset)) - np.asarray(physical(np.zeros(len(keep))))
     shear = np.asarray(physical.shear)
     return {
@@ -65,7 +70,12 @@ def transform_kwargs(layer, dropped: Sequence[int] = (), last: int | None = None
 
 
 def _aligned(session: Session) -> dict:
-    return transform_kwargs(session.reference, () if session.geometry.axis is None else (session.geometry.axis,))
+    geo = session.geometry
+    return transform_kwargs(session.reference, () if geo.axis is None else (geo.axis,), corner=geo.corner)
+
+
+#: Stores kept alive by their labels layer (a layer set aside by "new layer" keeps reading its own).
+_STORES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def meta(session: Session, kind: str, **extra) -> dict:
@@ -73,15 +83,19 @@ def meta(session: Session, kind: str, **extra) -> dict:
 
 
 def make_labels(session: Session):
-    """An empty labels layer for the session's memory (its class names, colours, alignment)."""
+    """An empty labels layer for the session's memory (its class names, colours, alignment); for a
+    large result, the multiscale view of its store (read-only: edits go through an edit region)."""
     from napari.layers import Labels
 
-    names = session.memory.names
-    return Labels(
-        np.zeros(session.geometry.shape, session.memory.dtype), name=f"{session.name} labels",
-        features=features_table(names), colormap=label_colormap(names), opacity=0.6,
-        metadata=meta(session, "labels"), **_aligned(session),
+    names, store = session.memory.names, session.store
+    data = np.zeros(session.geometry.shape, session.memory.dtype) if store is None else store.levels()
+    layer = Labels(
+        data, name=f"{session.title} labels", features=features_table(names), colormap=label_colormap(names),
+        opacity=0.6, metadata=meta(session, "labels"), multiscale=store is not None, **_aligned(session),
     )  # fmt: skip
+    if store is not None:
+        _STORES[layer] = store
+    return layer
 
 
 def restyle_labels(layer, names: Sequence[str]) -> bool:
@@ -98,8 +112,10 @@ def make_scores(session: Session):
     """A hidden score-map layer, all zeros until a class is shown (no memory used)."""
     from napari.layers import Image
 
+    blank = np.broadcast_to(np.float32(0), session.geometry.shape)
     return Image(
-        np.broadcast_to(np.float32(0), session.geometry.shape), name=f"{session.name} scores",
+        blank if session.store is None else blank_levels(session), multiscale=session.store is not None,
+        name=f"{session.title} scores",
         colormap="inferno", contrast_limits=(0.0, 1.0), opacity=0.8, blending="translucent",
         visible=False, metadata=meta(session, "scores"), **_aligned(session),
     )  # fmt: skip
@@ -107,7 +123,10 @@ def make_scores(session: Session):
 
 def score_map(session: Session, name: str):
     """The probability of class ``name`` over the session's planes: a view of the cache (2D), or
-    a dask stack of views with zeros for planes without that class (stacks)."""
+    a dask stack of views with zeros for planes without that class (stacks); for a large result, a
+    lazy multiscale (:func:`.large.score_levels`)."""
+    if session.store is not None:
+        return score_levels(session, name)
     geo = session.geometry
     planes = geo.planes() if geo.plane_shape else [()]
 
@@ -138,6 +157,6 @@ def show_scores(layer, session: Session, name: str | None) -> None:
         return
     session.scores_class = name
     layer.data = score_map(session, name)
-    layer.name = f"{session.name} scores: {name}"
+    layer.name = f"{session.title} scores: {name}"
     layer.contrast_limits = (0.0, 1.0)
     layer.metadata = meta(session, "scores", **{"class": name})

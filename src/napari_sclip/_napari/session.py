@@ -24,6 +24,9 @@ from .source import Geometry, ImageSource, Plane
 #: Live sessions by token (the npe2 writer finds a labels layer's session through its metadata).
 REGISTRY: weakref.WeakValueDictionary[str, Session] = weakref.WeakValueDictionary()
 STEP_KINDS = ("run", "rescore", "relabel")
+#: Results with more pixels than this (all planes together) are *large*: computed lazily, their
+#: labels kept in a :class:`~.store.ResultStore` on disk and shown as a multiscale layer.
+LARGE_PIXELS = 4096 * 4096
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class Snapshot:
 
     results: dict[Plane, PlaneResult | None]
     decision: Decision | None
+    generation: int | None = None  # a large result's store generation
 
 
 @dataclass(eq=False)
@@ -101,6 +105,22 @@ class Session:
     def name(self) -> str:
         return str(self.reference.name)
 
+    @property
+    def title(self) -> str:
+        """The image's name, and the region for a result of part of it (layer names start so)."""
+        box = self.geometry.box
+        return self.name if box is None else f"{self.name} [rows {box[0]}-{box[1]}, columns {box[2]}-{box[3]}]"
+
+    @property
+    def large(self) -> bool:
+        """Whether results are lazy and their labels live in a store (see :data:`LARGE_PIXELS`)."""
+        return self.geometry.pixels > LARGE_PIXELS
+
+    @property
+    def store(self):
+        """The labels layer's :class:`~.store.ResultStore` (large results), or None."""
+        return getattr(self.memory, "store", None)
+
     def plan(self, request: Request) -> dict[Plane, str]:
         """``"relabel"``, ``"rescore"`` or ``"run"`` for each requested plane."""
         out = {}
@@ -118,40 +138,47 @@ class Session:
         """Whether our labels layer is still in the viewer with the expected shape."""
         return (
             self.labels is not None and self.labels in layers and self.memory is not None
-            and tuple(self.labels.data.shape) == self.memory.written.shape
+            and tuple(self.labels.data.shape) == self.memory.shape
         )  # fmt: skip
 
     def has_edits(self, layers) -> bool:
         """Whether the user changed the labels layer the plugin wrote."""
-        return self.labels_alive(layers) and self.memory.has_edits(np.asarray(self.labels.data))
+        return self.labels_alive(layers) and self.memory.has_edits(self.labels.data)
 
     def snapshot(self, planes) -> Snapshot:
         """The current state of ``planes`` (to restore on undo)."""
-        return Snapshot({p: self.cache.get(p) for p in planes}, self.decision)
+        store = self.store
+        return Snapshot({p: self.cache.get(p) for p in planes}, self.decision, store and store.generation)
 
     def restore(self, snap: Snapshot) -> None:
         """Put the cached results, the plugin's written labels and the decision back as they were
         (undo / redo of one of the plugin's updates)."""
+        written = getattr(self.memory, "written", None)  # a large result's labels are its store's
         for plane, result in snap.results.items():
             if result is None:
                 self.cache.pop(plane, None)
-                if self.memory is not None:
-                    self.memory.written[plane] = 0
+                if written is not None:
+                    written[plane] = 0
                 continue
             self.cache[plane] = result
-            if self.memory is not None:
-                self.memory.written[plane] = self.memory.lut(result.seg.class_names)[result.seg.labels]
+            if written is not None:
+                lut = self.memory.lut(result.seg.class_names)  # may widen the array: index it after
+                self.memory.written[plane] = lut[result.seg.labels]
         if snap.decision is not None:
             self.hidden = set(snap.decision.hidden)
         self.decision = snap.decision
+        if snap.generation is not None and self.store is not None:
+            self.store.generation = snap.generation
+            self.labels.data = self.store.levels()
 
     def settle(self, planes) -> None:
         """An old update was undone or redone and its state is no longer kept: the layer's labels
         of those planes count as the plugin's, and their cache is dropped (the next run redoes it)."""
+        written = getattr(self.memory, "written", None)
         for plane in planes:
             self.cache.pop(plane, None)
-            if self.memory is not None and self.labels is not None:
-                self.memory.written[plane] = np.asarray(self.labels.data[plane])
+            if written is not None and self.labels is not None:
+                written[plane] = np.asarray(self.labels.data[plane])
 
     def vocabulary(self) -> Vocabulary | None:
         """The vocabulary of the newest cached result."""

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from .pixels import Box, as_engine_input, lazy_rgb, plane_levels
+
 Plane = tuple[int, ...]
 #: How the colours CLIP sees are made: the layer as it is (grayscale or RGB), channels of one of
 #: its axes, or separate single-channel layers.
@@ -34,25 +36,50 @@ def data_shape(layer) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class Geometry:
-    """The shape of a result (plane axes, then H, W) and what it was derived from."""
+    """The shape of a result (plane axes, then H, W) and what it was derived from; ``box``: the
+    region of the image it covers, ``(y0, y1, x0, x1)`` in level-0 pixels (None: all of it)."""
 
     layer_id: int
     colour_from: str
     axis: int | None
     shape: tuple[int, ...]
+    box: Box | None = None
 
     @property
     def plane_shape(self) -> tuple[int, ...]:
         """Shape of the non-spatial (stack / time) axes."""
         return self.shape[:-2]
 
+    @property
+    def pixels(self) -> int:
+        """Pixels of the whole result (every plane)."""
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def corner(self) -> tuple[int, int]:
+        """Level-0 pixel of the image at the result's (0, 0)."""
+        return (0, 0) if self.box is None else (self.box[0], self.box[2])
+
     def planes(self) -> list[Plane]:
         """Every plane index, in order."""
         return [tuple(p) for p in product(*(range(n) for n in self.plane_shape))]
 
 
-def geometry_of(layer, colour_from: str = "layer", axis: int | None = None) -> Geometry:
-    """The result geometry of ``layer`` under a colour mode; raises ValueError with a message."""
+def geometry_of(layer, colour_from: str = "layer", axis: int | None = None, box: Box | None = None) -> Geometry:
+    """The result geometry of ``layer`` under a colour mode (and within ``box``); raises ValueError
+    with a message."""
+    geo = _whole_geometry(layer, colour_from, axis)
+    if box is None:
+        return geo
+    H, W = geo.shape[-2:]
+    y0, y1, x0, x1 = (int(v) for v in box)
+    y0, x0, y1, x1 = max(y0, 0), max(x0, 0), min(y1, H), min(x1, W)
+    if y1 - y0 < 1 or x1 - x0 < 1:
+        raise ValueError("The region to segment lies outside the image: pan the image into view first.")
+    return Geometry(geo.layer_id, colour_from, geo.axis, geo.plane_shape + (y1 - y0, x1 - x0), (y0, y1, x0, x1))
+
+
+def _whole_geometry(layer, colour_from: str, axis: int | None) -> Geometry:
     if colour_from not in COLOUR_FROM:
         raise ValueError(f"Colour from {colour_from!r}: choose one of {', '.join(COLOUR_FROM)}.")
     shape = data_shape(layer)
@@ -76,12 +103,13 @@ def geometry_of(layer, colour_from: str = "layer", axis: int | None = None) -> G
 class Mapping:
     """Which colours CLIP sees: ``colour_from`` (see :data:`COLOUR_FROM`); for ``channel_axis``
     the ``axis`` and the channel index (or None: black) for R, G, B; for ``layers`` the layers
-    (or None) for R, G, B."""
+    (or None) for R, G, B. ``box``: only that region of the image (level-0 pixels)."""
 
     colour_from: str = "layer"
     axis: int | None = None
     channels: Picks = (0, 1, 2)
     layers: Picks = (None, None, None)
+    box: Box | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,7 +121,7 @@ class ImageSource:
     geometry: Geometry = field(init=False)
 
     def __post_init__(self) -> None:
-        geo = geometry_of(self.layer, self.mapping.colour_from, self.mapping.axis)
+        geo = geometry_of(self.layer, self.mapping.colour_from, self.mapping.axis, self.mapping.box)
         object.__setattr__(self, "geometry", geo)
         if geo.colour_from == "layers":
             _check_layers(self.layer, self.mapping.layers)
@@ -141,23 +169,24 @@ class ImageSource:
         lead = coords[: len(self.plane_shape)]
         return tuple(int(np.clip(round(c), 0, n - 1)) for c, n in zip(lead, self.plane_shape))
 
-    def read(self, plane: Plane) -> tuple[np.ndarray, tuple[float, float]]:
-        """(image, contrast_limits) for the engine: (H, W), (H, W, 3) raw, or composed 0..1 RGB."""
+    def read(self, plane: Plane) -> tuple[Any, tuple[float, float]]:
+        """(image, contrast_limits) for the engine: (H, W), (H, W, 3) raw, or composed 0..1 RGB; a
+        multiscale layer gives its pyramid (a list, largest first); data not in memory stay lazy."""
         if len(plane) != len(self.plane_shape):
             raise ValueError(f"Plane {plane} does not index the stack of shape {self.plane_shape}.")
         geo, mapping = self.geometry, self.mapping
         if geo.colour_from == "layers":
-            arrays = [None if lay is None else np.asarray(full_resolution(lay)[plane]) for lay in mapping.layers]
+            channels = [None if lay is None else plane_levels(lay, tuple(plane), geo.box) for lay in mapping.layers]
             limits = [None if lay is None else lay.contrast_limits for lay in mapping.layers]
-            return compose_rgb(arrays, limits), (0.0, 1.0)
+            return _composed(channels, limits), (0.0, 1.0)
         limits = tuple(float(v) for v in self.layer.contrast_limits)
         if geo.axis is None:
-            return np.asarray(full_resolution(self.layer)[plane]), limits
+            return as_engine_input(plane_levels(self.layer, tuple(plane), geo.box)), limits
         index: list = list(plane)
         index.insert(geo.axis, slice(None))  # the channel axis, whole: data is (C, H, W)
-        data = np.asarray(full_resolution(self.layer)[tuple(index)])
-        arrays = [None if c is None else data[c] for c in mapping.channels]
-        return compose_rgb(arrays, [limits] * 3), (0.0, 1.0)
+        levels = plane_levels(self.layer, tuple(index), geo.box)
+        channels = [None if c is None else [level[c] for level in levels] for c in mapping.channels]
+        return _composed(channels, [limits] * 3), (0.0, 1.0)
 
     def plane_key(self, plane: Plane) -> tuple:
         """What a plane's image features depend on (besides scale and model): the data read, its
@@ -180,6 +209,15 @@ def _check_layers(reference, layers: Picks) -> None:
                 f"Layer {lay.name!r} {data_shape(lay)} cannot be a channel of {reference.name!r} {want}: "
                 "the channel layers must be single-channel with the same shape."
             )
+
+
+def _composed(channels: Sequence[list | None], limits: Sequence):
+    """R, G, B composed level by level (levels every channel has): numpy for one level in memory,
+    else dask (a pyramid's levels are composed only where the engine reads, never all of them)."""
+    n = min(len(c) for c in channels if c is not None)
+    levels = [[None if c is None else c[i] for c in channels] for i in range(n)]
+    in_memory = n == 1 and all(a is None or isinstance(a, np.ndarray) for a in levels[0])
+    return as_engine_input([compose_rgb(a, limits) if in_memory else lazy_rgb(a, limits) for a in levels])
 
 
 def compose_rgb(arrays: Sequence[np.ndarray | None], contrast_limits: Sequence[Sequence[float] | None]) -> np.ndarray:

@@ -62,7 +62,7 @@ class ModelRef:
 #: What building, showing and writing result layers imports: paid when the widget opens, in a
 #: worker thread, rather than when Run is pressed (napari's labels controls and visuals included).
 WARM_MODULES = (
-    "pandas", "dask.array", "skimage.color", "skimage.draw", "skimage.morphology", "tifffile",
+    "pandas", "dask.array", "zarr", "skimage.color", "skimage.draw", "skimage.morphology", "tifffile",
     "napari._qt.layer_controls.qt_labels_controls", "napari._vispy.layers.labels",
     "napari._vispy.overlays.labels_polygon", "napari._vispy.overlays.labels_brush_stroke",
 )  # fmt: skip
@@ -96,8 +96,9 @@ def load_step(choice: ModelChoice, ref: ModelRef):
     return lambda: call(load)
 
 
-def run_step(request: Request, plane: Plane, ref: ModelRef, decision: Decision, lut: np.ndarray):
-    """Step generator: read the plane and segment it; progress counts the windows the hint counts."""
+def run_step(request: Request, plane: Plane, ref: ModelRef, decision: Decision, lut: np.ndarray, large: bool = False):
+    """Step generator: read the plane and segment it; progress counts the windows the hint counts.
+    ``large``: a lazy result (its labels go to a store, not to the outcome)."""
 
     def start():
         from ..segment import segment_steps
@@ -108,15 +109,16 @@ def run_step(request: Request, plane: Plane, ref: ModelRef, decision: Decision, 
         options = RunOptions.build(request.options, contrast_limits=limits)
         queries = len(model.uncached(request.vocabulary.queries))
         window, stride = options.resolve(model.window, model.patch_size)
-        windows = window_count(image.shape[0], image.shape[1], options.short_side, window, stride, options.long_side)
-        steps = segment_steps(image, request.vocabulary, model=model, options=options)
+        height, width = (image[0] if isinstance(image, list) else image).shape[:2]
+        windows = window_count(height, width, options.short_side, window, stride, options.long_side)
+        steps = segment_steps(image, request.vocabulary, model=model, options=options, lazy=large)
         seg = yield from _in_words(steps, queries, windows)
-        return _outcome(seg, decision, lut, keys)
+        return _outcome(seg, decision, lut, keys, large)
 
     return start
 
 
-def rescore_step(result: PlaneResult, request: Request, decision: Decision, lut: np.ndarray):
+def rescore_step(result: PlaneResult, request: Request, decision: Decision, lut: np.ndarray, large: bool = False):
     """Step generator: the new vocabulary from the cached image features."""
 
     def start():
@@ -124,21 +126,21 @@ def rescore_step(result: PlaneResult, request: Request, decision: Decision, lut:
                  if f.metadata["spec"].stage == "score"}  # fmt: skip
         steps = result.seg.rescore_steps(request.vocabulary, **score)
         seg = yield from _in_words(steps, len(result.seg.model.uncached(request.vocabulary.queries)), 0)
-        return _outcome(seg, decision, lut, (result.features_key, request.score_key()))
+        return _outcome(seg, decision, lut, (result.features_key, request.score_key()), large)
 
     return start
 
 
-def relabel_step(result: PlaneResult, decision: Decision, lut: np.ndarray):
+def relabel_step(result: PlaneResult, decision: Decision, lut: np.ndarray, large: bool = False):
     """Step generator: new labels from the cached probabilities."""
-    return lambda: call(lambda: _outcome(result.seg, decision, lut, (result.features_key, result.score_key)))
+    return lambda: call(lambda: _outcome(result.seg, decision, lut, (result.features_key, result.score_key), large))
 
 
-def _outcome(seg, decision: Decision, lut: np.ndarray, keys: tuple) -> PlaneOutcome:
+def _outcome(seg, decision: Decision, lut: np.ndarray, keys: tuple, large: bool = False) -> PlaneOutcome:
     hidden = frozenset(decision.suppressed(seg.class_names))
     if (seg.threshold, seg.area_threshold, seg.suppressed) != (decision.threshold, decision.area_threshold, hidden):
         seg = seg.relabel(decision.threshold, decision.area_threshold, hidden)
-    return PlaneOutcome(PlaneResult(seg, *keys), lut[seg.labels])
+    return PlaneOutcome(PlaneResult(seg, *keys), None, lut) if large else PlaneOutcome(PlaneResult(seg, *keys), lut[seg.labels])
 
 
 def _in_words(steps: Generator, queries: int, windows: int) -> StepGen:

@@ -10,7 +10,7 @@ import numpy as np
 from qtpy.QtCore import QObject, Signal
 
 from .._napari.edits import EditMark, stroke_footprint
-from .._napari.history import Entry, History, UserEdit
+from .._napari.history import Entry, History, PluginUpdate, UserEdit
 from .._napari.session import Session
 
 
@@ -25,6 +25,7 @@ class EditTracker(QObject):
         super().__init__()
         self._bound: dict[int, tuple] = {}  # id(layer) -> (layer, paint callback, drag callback)
         self._pending: list[EditMark] = []  # brush footprints not yet tied to a history item
+        self.store_busy: Callable[[], bool] = lambda: False  # whether store writes are pending
 
     def watch(self, session: Session) -> None:
         """Start following ``session.labels`` (a layer the plugin just made)."""
@@ -35,20 +36,30 @@ class EditTracker(QObject):
             if isinstance(entry, UserEdit):
                 for mark in entry.marks:
                     session.memory.apply(mark, not undone)
-            elif entry.before is None:
+            elif isinstance(entry, PluginUpdate) and entry.before is None:
                 session.settle(entry.planes)
-            else:
+            elif isinstance(entry, PluginUpdate):
                 session.restore(entry.before if undone else entry.after)
+            # a RegionCommit (large results) is written back by whoever hears ``restored``
             self.restored.emit(session, entry, undone)
             self.edited.emit()
 
-        session.history = History(layer, on_step, lambda: session.memory is not None and session.memory.writing)
+        if session.history is None or session.history.layer is not layer:  # else: a region open again
+            blocked = lambda: session.memory is not None and session.memory.writing  # noqa: E731
+            session.history = History(layer, on_step, blocked, lambda entry: self._held(session, entry))
         session.history.attach()
+        if getattr(session, "store", None) is not None:  # a large result's multiscale: edited through regions
+            return
         paint = lambda event: self._on_paint(session, layer)  # noqa: E731
         drag = self._stroke_callback(session)
         layer.events.paint.connect(paint)
         layer.mouse_drag_callbacks.append(drag)
         self._bound[id(layer)] = (layer, paint, drag)
+
+    def _held(self, session: Session, entry: Entry) -> bool:
+        """A plugin update of a large result waits while edits are being written into its store
+        (its undo swaps the store's generation)."""
+        return isinstance(entry, PluginUpdate) and getattr(session, "store", None) is not None and self.store_busy()
 
     def unwatch(self, layer) -> None:
         bound = self._bound.pop(id(layer), None)
@@ -73,7 +84,7 @@ class EditTracker(QObject):
         memory = session.memory
         if memory is None or memory.writing or session.labels is not layer:
             return
-        if tuple(layer.data.shape) != memory.written.shape:
+        if tuple(layer.data.shape) != memory.shape:
             return
         mark = memory.record_change(layer.data, layer.brush_size)  # a dab spans one diameter
         edit = UserEdit([m for m in (*self._pending, mark) if m is not None])
@@ -96,7 +107,7 @@ class EditTracker(QObject):
                 coords.append(np.asarray(layer.world_to_data(event.position), float))
                 yield
             memory = session.memory
-            if memory is None or tuple(layer.data.shape) != memory.written.shape:
+            if memory is None or tuple(layer.data.shape) != memory.shape:
                 return
             shape = layer.data.shape
             plane = tuple(int(np.clip(round(c), 0, n - 1)) for c, n in zip(coords[0][:-2], shape[:-2]))

@@ -17,6 +17,7 @@ from .._napari.channels import (
 from .._napari.source import COLOUR_FROM, Geometry, ImageSource, Mapping, geometry_of
 
 PLANES = [("current plane", "current"), ("all planes", "all")]
+AREAS = [("whole image", "whole"), ("visible region", "visible")]
 COLOUR_WORDS = ("layer as it is", "channels of this layer", "separate layers")
 CHOOSE = ("— choose —", None)
 
@@ -43,6 +44,10 @@ class ImagePanel(QObject):
                               tooltip="The image layer to segment (it is never modified)")  # fmt: skip
         self.planes = ComboBox(label="Planes", choices=PLANES,
                                tooltip="For stacks (z, time): segment the plane on screen, or every plane")  # fmt: skip
+        self.area = ComboBox(label="Area", choices=AREAS, tooltip="Segment the whole image, or only the part of "
+                             "it in view when Run is pressed (a quick look at one area of a huge scene)")  # fmt: skip
+        self.box = None  # the region of the last "visible region" run (level-0 pixels), or a fixed one
+        self.fixed_box = False
         self.colour_from = ComboBox(label="Colour from", choices=list(zip(COLOUR_WORDS, COLOUR_FROM)),
                                     tooltip="What CLIP sees as red, green and blue")  # fmt: skip
         self.axis = ComboBox(label="Channel axis", choices=self._axis_choices,
@@ -51,14 +56,14 @@ class ImagePanel(QObject):
                       for colour in ("Red", "Green", "Blue")]  # fmt: skip
         self.note = Label()
         self.note.native.setWordWrap(True)
-        self.container = Container(widgets=[self.image, self.planes, self.colour_from, self.axis, *self.picks, self.note],
+        self.container = Container(widgets=[self.image, self.planes, self.area, self.colour_from, self.axis, *self.picks, self.note],
                                    labels=True)  # fmt: skip
         self.container.margins = (0, 0, 0, 0)
         for widget in (self.image, self.axis, *self.picks):
             _narrow(widget)
         for widget in (self.image, self.colour_from, self.axis):
             widget.changed.connect(self._on_mapping_changed)
-        for widget in (self.planes, *self.picks):
+        for widget in (self.planes, self.area, *self.picks):
             widget.changed.connect(lambda *_: self.changed.emit())
         self._on_mapping_changed()
 
@@ -102,6 +107,8 @@ class ImagePanel(QObject):
         layer = self.image.value if self._images else None
         mode = self.colour_from.value
         fresh = self._mode_key != (id(layer), mode)
+        if self._mode_key is None or self._mode_key[0] != id(layer):
+            self.box, self.fixed_box = None, False  # a region belongs to its image
         self._mode_key = (id(layer), mode)
         with self.axis.changed.blocked():
             self.axis.reset_choices()
@@ -135,16 +142,20 @@ class ImagePanel(QObject):
         """The result geometry of the current choices (no R, G, B needed), or None."""
         layer = self.image.value if self._images else None
         try:
-            return None if layer is None else geometry_of(layer, self.colour_from.value, self.axis.value)
+            return None if layer is None else geometry_of(layer, self.colour_from.value, self.axis.value, self.region())
         except ValueError:
             return None
+
+    def region(self):
+        """The box a run segments (level-0 pixels), or None for the whole image."""
+        return self.box if self.area.value == "visible" else None
 
     def mapping(self) -> Mapping:
         picks = tuple(p.value for p in self.picks)
         mode = self.colour_from.value
         if mode == "layers":
-            return Mapping(mode, layers=picks)
-        return Mapping(mode, axis=self.axis.value, channels=picks if mode == "channel_axis" else (0, 1, 2))
+            return Mapping(mode, layers=picks, box=self.region())
+        return Mapping(mode, axis=self.axis.value, channels=picks if mode == "channel_axis" else (0, 1, 2), box=self.region())
 
     def source(self) -> ImageSource:
         """What will be segmented; ValueError with a message for the user."""
@@ -152,7 +163,8 @@ class ImagePanel(QObject):
             raise ValueError("Open an image first: there is no image layer to segment.")
         return ImageSource(self.image.value, self.mapping())
 
-    def select(self, layer, planes: str = "current", colour_from: str = "layer", channels=None, rgb=None) -> None:
+    def select(self, layer, planes: str = "current", colour_from: str = "layer", channels=None, rgb=None,
+               region=None) -> None:  # fmt: skip
         """Set every field at once (the widget's ``set_image``); ValueError for a choice the
         fields do not offer."""
         if layer not in self._images:
@@ -174,3 +186,7 @@ class ImagePanel(QObject):
                 raise ValueError(f"{getattr(value, 'name', value)!r} is not a choice for {pick.label}.")
             pick.value = value
         self.planes.value = planes
+        if not (region in (None, "visible") or (isinstance(region, tuple | list) and len(region) == 4)):
+            raise ValueError("region must be None, 'visible' or a box (y0, y1, x0, x1) of image pixels.")
+        self.area.value = "whole" if region is None else "visible"
+        self.box, self.fixed_box = (tuple(int(v) for v in region), True) if isinstance(region, tuple | list) else (None, False)

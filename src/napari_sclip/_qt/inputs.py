@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .._napari.pixels import Box, pyramid_factor, snap
+from .._napari.region import visible_box
 from .._napari.session import Decision, Request, Session
-from .._napari.source import ImageSource
+from .._napari.source import ImageSource, geometry_of
 from .._napari.steps import ModelSlot, window_count
 from ..options import ModelChoice, RunOptions
 from .fields import OptionsForm
@@ -39,12 +41,21 @@ class Inputs:
         return (source.current_plane(self.viewer.dims.point),)
 
     def request(self, slot: ModelSlot) -> Request:
-        """Everything a run needs; ValueError (SclipError) with a message for the user."""
+        """Everything a run needs; ValueError (SclipError) with a message for the user. For the
+        visible region, the part of the image in view now (grown to whole pyramid tiles)."""
+        if self.image.area.value == "visible" and not self.image.fixed_box and self.image.layer is not None:
+            self.image.box = self.visible()
         source = self.image.source()
         options = self.options()
         vocabulary = self.vocabulary.vocabulary()
         key = slot.key if slot.ready(self.model_choice()) else None
         return Request(source, options, vocabulary, self.planes(source), key)
+
+    def visible(self) -> Box:
+        """The box of the image in view (level-0 pixels)."""
+        layer = self.image.layer
+        whole = geometry_of(layer, self.image.colour_from.value, self.image.axis.value).shape[-2:]
+        return snap(visible_box(self.viewer, layer, whole), pyramid_factor(layer), whole)
 
     def model_choice(self) -> ModelChoice:
         return self.model.choice()
@@ -74,7 +85,10 @@ class Inputs:
         n = window_count(*geo.shape[-2:], options.short_side, window, options.stride or max(1, window // 2),
                          options.long_side)  # fmt: skip
         planes = len(geo.planes()) if geo.plane_shape and self.image.planes.value == "all" else 1
-        return f"{n} windows of {window} px" + (f" × {planes} planes" if planes > 1 else "")
+        text = f"{n} windows of {window} px" + (f" × {planes} planes" if planes > 1 else "")
+        if self.image.area.value == "visible":
+            text += " (the last region; the one in view when you press Run)" if geo.box else " (the whole image; Run segments the part in view)"
+        return text
 
     def set_options(self, **values) -> None:
         """Show run option values in the form (scripting); TypeError for an option it lacks."""

@@ -11,10 +11,11 @@ from collections.abc import Callable
 from qtpy.QtCore import QObject, QTimer
 
 from .._napari import layers as result_layers
-from .._napari.edits import EditMemory
+from .._napari.edits import EditMemory, StoreMemory, label_dtype
 from .._napari.history import PluginUpdate
 from .._napari.jobs import Job
 from .._napari.session import Session, Snapshot
+from .._napari.store import ResultStore
 from .._napari.writer import drain, write_steps
 
 
@@ -39,14 +40,17 @@ class LayerWriter(QObject):
             return True
         return False
 
-    def _new_labels(self, job: Job) -> None:
+    def _new_labels(self, job: Job, store: ResultStore | None = None) -> None:
         session = job.session
         if session.labels is not None and job.replaced is None:
             job.replaced = (session.labels, session.memory, session.history)
         session.forget_labels()
-        session.memory = EditMemory(session.geometry.shape)
-        if job.request is not None:
-            session.memory.lut(job.request.vocabulary.names)
+        names = job.request.vocabulary.names if job.request is not None else []
+        if session.large:  # labels on disk, shown as a multiscale
+            session.memory = StoreMemory(store or ResultStore(session.geometry.shape, label_dtype(len(names))))
+        else:
+            session.memory = EditMemory(session.geometry.shape)
+        session.memory.lut(names)
         session.labels = result_layers.make_labels(session)
         self.viewer.add_layer(session.labels)
         job.created.append(session.labels)
@@ -62,6 +66,8 @@ class LayerWriter(QObject):
             if session.labels is layer:
                 session.forget_labels()
         job.created.clear()
+        if job.store_job is not None:
+            job.store_job.discard()
         if job.replaced is not None and job.replaced[0] in self.viewer.layers:
             session.labels, session.memory, session.history = job.replaced
             if session.history is not None:
@@ -71,6 +77,9 @@ class LayerWriter(QObject):
     def write(self, job: Job, then: Callable[[], None]) -> None:
         """Write ``job.outcomes`` over a few turns, then call ``then``."""
         session = job.session
+        if job.store_job is not None:
+            self._swap(job, then)
+            return
         if not session.labels_alive(self.viewer.layers):  # deleted during the run
             self._new_labels(job)
         if job.policy == "overwrite":
@@ -82,6 +91,21 @@ class LayerWriter(QObject):
             self._later(lambda: self._turn(job, before, then))
         else:
             self._turn(job, before, then)
+
+    def _swap(self, job: Job, then: Callable[[], None]) -> None:
+        """A large result: the job wrote a new generation of the store; show it (one turn)."""
+        session, store = job.session, job.store_job.store
+        if not session.labels_alive(self.viewer.layers) or session.store is not store:  # deleted during the run
+            self._new_labels(job, store)
+        before = session.snapshot(job.outcomes)
+        store.generation = job.store_job.generation
+        if job.policy == "overwrite":
+            store.clear_edits()
+        session.labels.data = store.levels()
+        result_layers.restyle_labels(session.labels, session.memory.names)
+        self._commit(job, before, 0 if session.labels in job.created else 1)  # a first result: nothing to undo to
+        store.keep_only(session.history.generations() if session.history is not None else ())
+        self._later(lambda: self._scores(job, then))
 
     def _turn(self, job: Job, before: Snapshot, then: Callable[[], None]) -> None:
         try:

@@ -23,11 +23,16 @@ class ResultsPanel(QWidget):
                                         tooltip="Let the next update overwrite the pixels you painted")  # fmt: skip
         self.probe = CheckBox(text="Attention probe", tooltip="Click the image: the last-block attention of that "
                               "patch appears over it (SCLIP; vanilla CLIP on a hidden layer to compare)")  # fmt: skip
+        self.edit_button = PushButton(text="Edit region in view", tooltip="Large results: open the labels in view "
+                                      "(at most 2048 px a side) as a layer you can paint in")  # fmt: skip
+        self.apply_button = PushButton(text="Apply edits", tooltip="Write the region's edits into the result "
+                                       "(one undo step of the labels layer)")  # fmt: skip
         self.export_button = PushButton(text="Export…", tooltip="Labels TIFF + class table CSV (segmented planes)")
         self.with_probabilities = CheckBox(text="with probabilities")
         rows = [
             Container(widgets=[self.edit_policy], labels=True),
             Container(widgets=[self.forget_button, self.probe], layout="horizontal", labels=False),
+            Container(widgets=[self.edit_button, self.apply_button], layout="horizontal", labels=False),
             Container(widgets=[self.export_button, self.with_probabilities], layout="horizontal", labels=False),
         ]
         layout = QVBoxLayout(self)
@@ -38,7 +43,13 @@ class ResultsPanel(QWidget):
             row.margins = (0, 0, 0, 0)
             layout.addWidget(row.native)
 
-    def set_has_result(self, has: bool) -> None:
-        """Export and Forget act on a result: disabled without one."""
+    def set_has_result(self, has: bool, large: bool = False, editing: bool = False, busy: bool = False) -> None:
+        """Export and Forget act on a result: disabled without one (Forget also while a job or a
+        store write runs: they read the edit flags); edit regions are for large ones."""
         self.export_button.enabled = has
-        self.forget_button.enabled = has
+        self.forget_button.enabled = has and not busy
+        self.edit_button.visible = self.apply_button.visible = large
+        self.edit_button.enabled = has
+        self.apply_button.enabled = has and editing
+        self.export_button.tooltip = ("OME-Zarr store (.zarr): labels pyramid with your edits, confidence, class "
+                                      "table CSV" if large else "Labels TIFF + class table CSV (segmented planes)")  # fmt: skip

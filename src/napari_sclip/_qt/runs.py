@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from qtpy.QtCore import QEventLoop, QObject, QTimer, Signal
 
 from .._napari.jobs import STEP_WORDS, Job, JobProgress, Step, StepDone, call, drive
+from .._napari.large import StoreJob
 from .._napari.session import Session, Sessions
 from .._napari.steps import (
     ModelRef,
@@ -26,7 +28,7 @@ from .layer_writer import LayerWriter
 from .run_bar import RunBar
 from .workers import Workers
 
-WEIGHTS = {"run": 1.0, "rescore": 0.3, "relabel": 0.02}
+WEIGHTS = {"run": 1.0, "rescore": 0.3, "relabel": 0.02, "store": 0.5}
 #: The worker starts this long after a new labels layer is added: napari's first draw of a layer
 #: is slow, and much slower when the worker already keeps the CPU busy.
 FIRST_PAINT_MS = 120
@@ -34,9 +36,10 @@ VERBS = {"run": "segmenting", "rescore": "re-scoring from cached features", "rel
 
 
 class Runs(QObject):
-    """The widget's jobs. ``finished(outcome)``: "done", "cancelled" or "error", once the layers
-    are updated; ``written(job)`` just before a "done"; ``model_loaded`` after a load."""
+    """The widget's jobs. ``started`` when one starts; ``finished(outcome)``: "done", "cancelled" or
+    "error", once the layers are updated; ``written(job)`` just before a "done"; ``model_loaded`` after a load."""
 
+    started = Signal()
     finished = Signal(str)
     progressed = Signal(object)
     written = Signal(object)
@@ -53,6 +56,9 @@ class Runs(QObject):
         self._worker = None
         self._refine_pending = False
         self.last_timings: dict[str, float] = {}
+        #: ``hold(session, again, failed)``: True when something must finish first (then it calls
+        #: ``again``, or ``failed(error)``)
+        self.hold: Callable[..., bool] = lambda session, again, failed: False
 
     @property
     def busy(self) -> bool:
@@ -70,6 +76,8 @@ class Runs(QObject):
             self._fail(exc)
             return
         session = self.sessions.for_source(request.source)
+        if self.hold(session, self.run, self._fail):
+            return
         plan = session.plan(request)
         policy = "keep"
         if "run" in plan.values() and session.has_edits(self.viewer.layers):
@@ -86,10 +94,11 @@ class Runs(QObject):
         if ref.model is None and "run" in plan.values():
             steps.append(Step("load", f"loading {choice.describe()}", load_step(choice, ref), weight=0.3))
         made = self.writer.prepare(job)  # the labels layer exists before the first result arrives
-        steps += self._plane_steps(job, plan, ref)
+        steps += self._stored(job, self._plane_steps(job, plan, ref))
         if made:  # napari draws a new layer once, slowly: let it, before the worker takes the CPU
             self.job = job
             self.bar.set_state("running")
+            self.started.emit()
             QTimer.singleShot(FIRST_PAINT_MS, lambda: self._start(job, steps) if job is self.job and not job.aborted else None)
         else:
             self._start(job, steps)
@@ -115,16 +124,16 @@ class Runs(QObject):
 
     def _plane_steps(self, job: Job, plan: dict, ref: ModelRef) -> list[Step]:
         session, request, memory = job.session, job.request, job.session.memory
-        lut = memory.lut(request.vocabulary.names)
+        lut, large = memory.lut(request.vocabulary.names), session.large
         steps = []
         for i, (plane, action) in enumerate(plan.items()):
             cached = session.cache.get(plane)
             if action == "run":
-                start = run_step(request, plane, ref, job.decision, lut)
+                start = run_step(request, plane, ref, job.decision, lut, large)
             elif action == "rescore":
-                start = rescore_step(cached, request, job.decision, lut)
+                start = rescore_step(cached, request, job.decision, lut, large)
             else:
-                start = relabel_step(cached, job.decision, memory.lut(cached.seg.class_names))
+                start = relabel_step(cached, job.decision, memory.lut(cached.seg.class_names), large)
             where = f" plane {i + 1} of {len(plan)}" if plane else ""
             steps.append(Step(action, VERBS[action] + where, start, plane, WEIGHTS[action]))
         return steps
@@ -138,15 +147,38 @@ class Runs(QObject):
         session = self.current()
         if session is None or not session.cache or not session.labels_alive(self.viewer.layers):
             return
+        if self.hold(session, self.refine, lambda exc: None):  # the status line says why
+            return
         decision = self.inputs.decision(session)
         job = Job("refine", session, None, decision, counts={"relabel": len(session.cache)})
-        steps = [Step("relabel", "relabelling", relabel_step(r, decision, session.memory.lut(r.seg.class_names)),
+        steps = [Step("relabel", "relabelling", relabel_step(r, decision, session.memory.lut(r.seg.class_names), session.large),
                       plane, WEIGHTS["relabel"]) for plane, r in session.cache.items()]  # fmt: skip
-        self._start(job, steps)
+        self._start(job, self._stored(job, steps))
+
+    @staticmethod
+    def _stored(job: Job, steps: list[Step]) -> list[Step]:
+        """A large result's steps: a new store generation first, each plane's labels written into
+        it right after the plane is computed (plane by plane: never every plane in memory)."""
+        if not job.session.large:
+            return steps
+        store_job = job.store_job = StoreJob(job.session.store, ignore_edits=job.policy == "overwrite")
+        out = [Step("store", "preparing the store", store_job.begin_step(), weight=0.0)]
+        for step in steps:
+            if step.kind not in STEP_WORDS:
+                out.append(step)
+                continue
+            out.append(replace(step, start=store_job.recorded(step.start, step.plane)))
+            where = f" of plane {step.plane}" if step.plane else ""
+            out.append(Step("store", f"writing the labels{where} into the store", store_job.write_step(step.plane),
+                            step.plane, WEIGHTS["store"]))  # fmt: skip
+        return out
 
     def _start(self, job: Job, steps: list[Step]) -> None:
         self.job = job
+        if job.store_job is not None:  # no undo / redo into a store a job is writing
+            job.session.memory.writing = True
         self.bar.set_state("running")
+        self.started.emit()
         self.bar.bar.setValue(0)
         self.bar.say(steps[-1].label + "…")
         self._worker = self.workers.start(
@@ -227,6 +259,9 @@ class Runs(QObject):
         self._end("error", "error: " + text)
 
     def _end(self, outcome: str, status: str | None = None, tooltip: str = "") -> None:
+        job = self.job
+        if job is not None and job.store_job is not None and job.session.memory is not None:
+            job.session.memory.writing = False
         self.job, self._worker = None, None
         self.bar.bar.setValue(1000 if outcome == "done" else 0)
         self.bar.set_state("idle")

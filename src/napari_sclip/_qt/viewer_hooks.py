@@ -67,3 +67,21 @@ def release_all(workers, writer, hooks: ViewerHooks, probe, tracker, sessions) -
     with contextlib.suppress(RuntimeError):
         probe.set_enabled(False)
     tracker.release(list(sessions))
+
+
+class ReleasedOnClose:
+    """A dock widget that calls ``self.release()`` once when it is closed or taken out of its dock
+    (napari closes a dock widget that way, without a close event)."""
+
+    _released = False
+
+    def event(self, event) -> bool:
+        from qtpy.QtCore import QEvent
+
+        if event.type() == QEvent.Type.ParentChange and self.parent() is None and not self._released:
+            self.release()
+        return super().event(event)
+
+    def closeEvent(self, event) -> None:
+        self.release()
+        super().closeEvent(event)

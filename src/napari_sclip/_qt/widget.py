@@ -10,7 +10,7 @@ import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qtpy.QtCore import QEvent, QTimer, Signal
+from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import QWidget
 
 from .._napari import layers as result_layers
@@ -27,9 +27,10 @@ from .inputs import Inputs
 from .layer_writer import LayerWriter
 from .legend_presenter import LegendPresenter
 from .probe import Probe
+from .regions import RegionEditor
 from .result_actions import ResultActions
 from .runs import Runs
-from .viewer_hooks import ViewerHooks, release_all
+from .viewer_hooks import ReleasedOnClose, ViewerHooks, release_all
 from .workers import Workers
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,7 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..model import SclipModel
 
 
-class SclipWidget(QWidget):
+class SclipWidget(ReleasedOnClose, QWidget):
     """Open-vocabulary segmentation of an image layer with SCLIP. ``model``: an already-built
     :class:`~napari_sclip.SclipModel` to use instead of loading one from the Model fields."""
 
@@ -48,7 +49,6 @@ class SclipWidget(QWidget):
     progressed = Signal(object)
     #: The legend was refreshed.
     legend_updated = Signal()
-    _released = False
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, model: SclipModel | None = None) -> None:
         super().__init__()
@@ -61,9 +61,13 @@ class SclipWidget(QWidget):
         self.writer = LayerWriter(self.viewer, self.tracker.watch)
         self.legend = LegendPresenter(p.results.legend, self.workers, lambda: self.session, self.viewer.layers)
         self.probe = Probe(self.viewer, self.workers, self._current)
-        self.actions = ResultActions(self.viewer, lambda: self.session, p.run_bar.say, notify)
         self.runs = Runs(self.viewer, self.sessions, self.slot, self.inputs, self.workers, self.writer, p.run_bar,
                          lambda: self.session, lambda: dialogs.ask_edit_policy(self), notify)  # fmt: skip
+        self.regions = RegionEditor(self.viewer, self.workers, self.tracker, p.run_bar.say, lambda: self.busy)
+        self.actions = ResultActions(self.viewer, lambda: self.session, p.run_bar.say, notify, self.workers,
+                                     self.regions, lambda: self.busy or self.regions.writing)  # fmt: skip
+        self.runs.hold = self.regions.hold
+        self.tracker.store_busy = lambda: self.regions.writing  # no plugin undo under a store write
         self._refine_timer = QTimer(self, singleShot=True, interval=60)
         self._connect()
         self.hooks = ViewerHooks(self.viewer, self._on_images, self._on_removed, self._on_active, self._on_data)
@@ -88,15 +92,20 @@ class SclipWidget(QWidget):
         p.results.legend.visibility_changed.connect(self.set_class_visible)
         p.results.legend.activated.connect(self.actions.paint_with)
         p.results.forget_button.clicked.connect(self.forget_edits)
+        p.results.edit_button.clicked.connect(lambda: self.regions.open_clicked(self.session))
+        p.results.apply_button.clicked.connect(lambda: self.apply_edits(wait=False))
+        self.regions.changed.connect(self._on_inputs)
         p.results.probe.changed.connect(self.probe.set_enabled)
         p.results.export_button.clicked.connect(
             lambda: self.actions.export_dialog(self, p.results.with_probabilities.value))
+        self.runs.started.connect(self._on_inputs)
         self.runs.finished.connect(self._on_finished)
         self.runs.progressed.connect(self.progressed.emit)
         self.runs.written.connect(self._on_written)
         self.runs.model_loaded.connect(self._on_inputs)
         self.tracker.edited.connect(self.legend.timer.start)
         self.tracker.restored.connect(self._on_restored)
+        self.tracker.restored.connect(self.regions.on_restored)
         self.legend.updated.connect(self.legend_updated.emit)
         self.probe.said.connect(self._on_said)
 
@@ -145,13 +154,13 @@ class SclipWidget(QWidget):
         self.slot.model, self.slot.choice, self.slot.given = model, self.panels.model.choice(), True
         self._on_inputs()
 
-    def set_image(self, layer, planes: str = "current", colour_from: str = "layer", channels=None, *, rgb=None) -> None:
-        """Choose what to segment. ``colour_from``: "layer" (as it is, grey or RGB), "channel_axis"
-        (``channels`` is the axis of ``layer.data`` holding channels, ``rgb`` the channel indices
-        CLIP sees as red, green, blue, None for black; default the first three) or "layers"
-        (``channels`` is the (red, green, blue) layers, None for black; ``layer`` gives the result's
-        name, shape and alignment). ``planes``: "current" (the plane on screen) or "all"."""
-        self.panels.image.select(unwrap(layer), planes, colour_from, channels, rgb)
+    def set_image(self, layer, planes: str = "current", colour_from: str = "layer", channels=None, *, rgb=None,
+                  region=None) -> None:  # fmt: skip
+        """Choose what to segment (the README's widget section says it all). ``colour_from``:
+        "layer", "channel_axis" (``channels``: the axis, ``rgb``: the channel indices for R, G, B)
+        or "layers" (``channels``: the R, G, B layers); ``planes``: "current" or "all"; ``region``:
+        None (whole image), "visible" (the part in view at Run) or a box ``(y0, y1, x0, x1)``."""
+        self.panels.image.select(unwrap(layer), planes, colour_from, channels, rgb, region)
 
     def set_vocabulary(self, classes, background: str = "") -> None:
         """Fill the vocabulary: text in the file format (kept as typed), or a list of class names /
@@ -195,6 +204,15 @@ class SclipWidget(QWidget):
         """Forget the remembered edits of the selected image: the next update may overwrite them."""
         self.actions.forget_edits()
 
+    def edit_region(self):
+        """Open the part of the selected image's large result in view (the plane on screen, at most
+        2048 px a side) as a labels layer to paint in; returns that layer."""
+        return self.regions.open_current(self.session)
+
+    def apply_edits(self, wait: bool = True) -> None:
+        """Write the open edit region's changes into the large result (``wait``: until written)."""
+        self.regions.apply(self.session, wait=wait)
+
     def update_legend(self, wait: bool = False) -> None:
         """Recount the legend (in a worker thread unless ``wait``)."""
         self.legend.refresh(wait)
@@ -225,7 +243,9 @@ class SclipWidget(QWidget):
         p.sections["model"].set_note(p.model.describe(self.slot).split(" (")[0])
         p.hint.setText(self.inputs.hint(self.slot))
         session = self.session
-        p.results.set_has_result(session is not None and bool(session.cache) and session.labels_alive(self.viewer.layers))
+        has = session is not None and bool(session.cache) and session.labels_alive(self.viewer.layers)
+        p.results.set_has_result(has, has and session.large, self.regions.region_of(session) is not None,
+                                 self.busy or self.regions.writing)  # fmt: skip
         if session is not self.legend.shown:  # another image or mapping: its legend
             self.legend.refresh()
 
@@ -261,6 +281,7 @@ class SclipWidget(QWidget):
         if job is not None and job.request is not None and any(layer is lay for lay in job.request.source.inputs()):
             self.runs.stop(f"{layer.name!r} was removed")
         self.tracker.unwatch(layer)
+        self.regions.layer_removed(layer)
         for session in self.sessions.layer_removed(layer):
             self.probe.clear(session)
         self._on_inputs()
@@ -278,16 +299,6 @@ class SclipWidget(QWidget):
             notify(level, f"napari-sclip: {text}")
 
     # ---------------------------------------------------------------- closing
-    def event(self, event) -> bool:
-        """napari closes a dock widget by taking it out of its dock (no close event): release then."""
-        if event.type() == QEvent.Type.ParentChange and self.parent() is None and not self._released:
-            self.release()
-        return super().event(event)
-
-    def closeEvent(self, event) -> None:
-        self.release()
-        super().closeEvent(event)
-
     def release(self) -> None:
         """Stop every worker and unhook from the viewer: nothing of this widget runs afterwards."""
         if self._released:
@@ -299,4 +310,5 @@ class SclipWidget(QWidget):
             self._refine_timer.stop()
             self.legend.timer.stop()
             self.runs.stop("the widget was closed")
+            self.regions.finish_now()  # queued store writes done, open regions applied
         release_all(self.workers, self.writer, self.hooks, self.probe, self.tracker, self.sessions)
