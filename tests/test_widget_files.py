@@ -101,3 +101,40 @@ def test_export_with_probabilities_and_edits(viewer, widget, qtbot, rgb_image, t
     counts = np.bincount(np.asarray(widget.labels_layer.data).ravel(), minlength=4)
     assert [r.pixels for r in rows] == list(counts)  # the user's edits count
     assert [r.name for r in rows] == ["background", "red thing", "green thing", "blue thing"]
+
+
+def test_an_ome_zarr_result_opens_in_napari_with_its_class_names(viewer, tmp_path, rgb_image, monkeypatch):
+    """``segment --format zarr`` (a lazy pyramid written chunk by chunk) opens through the plugin's
+    reader as multiscale labels with the class names and colours, plus the confidence map; level 0
+    equals the labels TIFF of the same run; a store that is not ours is left to other readers."""
+    import tifffile
+    import zarr
+    from skimage import io as skio
+
+    from napari_sclip import cli
+    from napari_sclip._napari.files import get_zarr_reader
+    from napari_sclip.io import ome_zarr
+
+    from .conftest import write_tiny_checkpoint
+
+    monkeypatch.setattr(ome_zarr, "CHUNK", 128)  # several chunks on a small image
+    checkpoint = write_tiny_checkpoint(tmp_path / "tiny.safetensors")
+    image = np.tile(rgb_image, (4, 4, 1))  # 280 x 360: two pyramid levels
+    skio.imsave(tmp_path / "scene.png", image, check_contrast=False)
+    common = ["segment", str(tmp_path / "scene.png"), "--classes", VOCABULARY.splitlines()[1] + "; green thing",
+              "--background", "blue thing", "--checkpoint", str(checkpoint), "--device", "cpu", "--precision",
+              "fp32", "--short-side", "64", "--no-overlay", "-q"]  # fmt: skip
+    assert cli.main([*common, "--format", "zarr", "-o", str(tmp_path / "z")]) == 0
+    assert cli.main([*common, "-o", str(tmp_path / "t")]) == 0
+    store = tmp_path / "z" / "scene.zarr"
+    assert get_zarr_reader(str(store)) is not None
+    layers = viewer.open(str(store), plugin="napari-sclip")
+    labels = next(la for la in layers if la._type_string == "labels")
+    confidence = next(la for la in layers if la._type_string == "image")
+    assert labels.multiscale and len(labels.data) > 1 and confidence.multiscale
+    assert list(labels.features["class"]) == ["background", "red thing", "green thing"]
+    np.testing.assert_array_equal(np.asarray(labels.data[0]), tifffile.imread(tmp_path / "t" / "scene_labels.tif"))
+    assert labels.data[0].shape == image.shape[:2] and labels.colormap.map(np.array([1]))[0, 3] == 1
+    other = tmp_path / "other.zarr"
+    zarr.open_group(str(other), mode="w").create_array("x", shape=(4, 4), dtype="u1")
+    assert get_zarr_reader(str(other)) is None
