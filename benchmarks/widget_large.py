@@ -104,6 +104,7 @@ def paint_and_apply(widget, viewer, app, meter) -> dict:
 
 def main(args, build_model) -> tuple[dict, list]:
     import napari
+    from qtpy.QtCore import QThreadPool
     from qtpy.QtWidgets import QApplication
     from widget_responsiveness import StallMeter, settle
 
@@ -146,4 +147,5 @@ def main(args, build_model) -> tuple[dict, list]:
     widget.set_image(image, region="visible")
     out.update({f"visible_{k}": v for k, v in timed(meter, app, run, widget=widget).items()})
     viewer.close()
+    QThreadPool.globalInstance().waitForDone(60_000)  # what napari.run() does at exit: workers end before Qt
     return out, meter.explained

@@ -170,6 +170,7 @@ def main() -> None:
         report(*large_main(args, build_model), path=args.json)
         return
     import napari
+    from qtpy.QtCore import QThreadPool
     from qtpy.QtWidgets import QApplication
 
     from napari_sclip._qt.widget import SclipWidget
@@ -220,6 +221,7 @@ def main() -> None:
     second = measured(widget, app, meter, lambda: widget.run(wait=False))
     out.update({f"run2_{k}": v for k, v in second.items()})
     viewer.close()
+    QThreadPool.globalInstance().waitForDone(60_000)  # what napari.run() does at exit: workers end before Qt
     report(out, meter.explained, args.json)
 
 

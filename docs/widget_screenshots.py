@@ -162,6 +162,7 @@ def large_shots(viewer, app, widget, extra: Path) -> None:
 
 def main() -> None:
     import napari
+    from qtpy.QtCore import QThreadPool
     from qtpy.QtWidgets import QApplication
 
     from napari_sclip.testing import make_scene
@@ -181,11 +182,13 @@ def main() -> None:
     if args.large:
         large_shots(viewer, app, widget, args.extra or Path("large-shots"))
         viewer.close()
+        QThreadPool.globalInstance().waitForDone(60_000)  # what napari.run() does at exit: workers end before Qt
         return
     readme_shots(viewer, app, widget, scene)
     if args.extra is not None:
         extra_shots(viewer, app, widget, args.extra)
     viewer.close()
+    QThreadPool.globalInstance().waitForDone(60_000)  # what napari.run() does at exit: workers end before Qt
 
 
 if __name__ == "__main__":
