@@ -130,6 +130,11 @@ def test_large_inputs_are_read_lazily_from_files(tmp_path, checkpoint, monkeypat
     b = np.asarray(ome_zarr.read_layers(out / "big2.zarr")[1][0][0])
     np.testing.assert_array_equal(a, b)
     assert (out / "big_classes.csv").read_text() == (out / "big2_classes.csv").read_text()
+    # their probabilities exist in OME-Zarr only: said before the model loads, nothing written
+    refused = tmp_path / "refused"
+    assert cli("segment", tmp_path / "big.tif", "--classes", VOCAB, "-o", refused, "--save-probabilities",
+               checkpoint=checkpoint) == 2  # fmt: skip
+    assert not refused.exists()
 
 
 def test_two_worker_cluster_equals_one_process(tmp_path, folder, checkpoint):

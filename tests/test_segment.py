@@ -118,6 +118,18 @@ def test_rescore_equals_a_fresh_run_without_the_encoder(tiny_model, rgb_image):
     assert new.class_names == ["tree", "car"]
 
 
+def test_rescore_keeps_the_background_words_unless_told(tiny_model, rgb_image):
+    seg = segment(rgb_image, "red; green", background="black, white", model=tiny_model, short_side=None)
+    assert seg.rescore("red; blue").vocabulary.background == ("black", "white")
+    assert seg.rescore("red; blue", background=()).vocabulary.background == ()
+    assert seg.rescore("red; blue", background="yellow").vocabulary.background == ("yellow",)
+    assert seg.rescore("red; blue\n# background: purple").vocabulary.background == ("purple",)
+    np.testing.assert_array_equal(
+        seg.rescore("red; blue").labels,
+        segment(rgb_image, "red; blue", background="black, white", model=tiny_model, short_side=None).labels,
+    )
+
+
 @pytest.mark.parametrize(
     "make",
     [

@@ -112,7 +112,8 @@ class RunOptions:
 
     attention: str = option(
         "sclip", kind="str", stage="image", choices=_modes, form="scale", label="Attention",
-        help="last-block attention: sclip (SCLIP's correlative self-attention), vanilla, clearclip, naclip",
+        help="attention mode: sclip (SCLIP's correlative self-attention), vanilla, clearclip, naclip, segearth, "
+        "resclip, scclip (see the README's table of modes)",
     )  # fmt: skip
     short_side: int | None = option(
         336, kind="int", stage="image", none_word="native", low=1, high=16384, step=32, form="scale",

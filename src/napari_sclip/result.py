@@ -175,6 +175,8 @@ class Segmentation:
     ) -> Steps[Segmentation]:  # fmt: skip
         """Generator form of :meth:`rescore`."""
         vocab = Vocabulary.parse(classes, background)
+        if background is None and not isinstance(classes, Vocabulary) and not vocab.background:
+            vocab = Vocabulary.parse(classes, self.vocabulary.background)  # new words, same background
         options = _score_options(self.options, dict(score, logit_scale=logit_scale))
         if get_mode(options.attention).needs_text:  # the image features depend on the words: run again
             from .segment import segment_steps
@@ -208,7 +210,8 @@ class Segmentation:
     ) -> Segmentation:
         """A new Segmentation for a new vocabulary from the cached image features (no image-encoder
         run); the score options (``logit_scale``, ``refine``, ``pamr_steps``, ``pamr_dilations``) may
-        change too. Modes that read the words (resclip) run the image encoder again."""
+        change too. The background words stay unless ``background`` (``()``: none) or the vocabulary
+        gives others. Modes that read the words (resclip) run the image encoder again."""
         steps = self.rescore_steps(classes, background, logit_scale=logit_scale, **score)
         return drain(steps, progress, cancel)
 

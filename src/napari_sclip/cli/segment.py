@@ -72,6 +72,13 @@ def plan_outputs(images: list[Path], args: argparse.Namespace, skip_existing: bo
     missing = [str(p) for p in images if not (p.is_file() or (p.is_dir() and is_zarr(p)))]
     if missing:
         raise ValueError(f"no such file: {', '.join(missing)}")
+    if getattr(args, "save_probabilities", False) and args.format == "tiff":
+        from ..io.images import reads_lazily
+
+        large = [str(p) for p in images if reads_lazily(p)]
+        if large:
+            raise ValueError(f"the probabilities of large images ({', '.join(large[:3])}{' ...' if len(large) > 3 else ''})"
+                             " are written as OME-Zarr only: add --format zarr, or leave out --save-probabilities.")  # fmt: skip
     by_name: dict[str, Path] = {}
     for p in images:
         stem = input_stem(p)

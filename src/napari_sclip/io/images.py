@@ -112,19 +112,30 @@ def _axes(path: Path, levels: list) -> str:
     return "YX" if ndim == 2 else ("YXC" if ndim == 3 and levels[0].shape[-1] in (3, 4) else "Q" * (ndim - 2) + "YX")
 
 
+def _large_tiff(path: Path) -> bool:
+    """Whether a TIFF decodes to more than :data:`EAGER_BYTES` (header only)."""
+    if path.suffix.lower() not in TIFF_SUFFIXES or not path.is_file():
+        return False
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            return int(np.prod(series.shape)) * series.dtype.itemsize > EAGER_BYTES
+    except Exception as exc:  # noqa: BLE001
+        raise InputImageError(f"Could not read {path.name} as a TIFF ({type(exc).__name__}: {exc}).") from None
+
+
+def reads_lazily(path: str | os.PathLike) -> bool:
+    """Whether :func:`open_image` gives lazy planes (a Zarr store, a large TIFF), from headers only."""
+    path = Path(path)
+    return is_zarr(path) or _large_tiff(path)
+
+
 def open_image(path: str | os.PathLike) -> list[Plane]:
     """The planes of an image file or Zarr store, read lazily when large (see module docstring)."""
     path = Path(path)
-    lazy_tiff = False
-    if path.suffix.lower() in TIFF_SUFFIXES and path.is_file():
-        import tifffile
-
-        try:
-            with tifffile.TiffFile(path) as tif:
-                series = tif.series[0]
-                lazy_tiff = int(np.prod(series.shape)) * series.dtype.itemsize > EAGER_BYTES
-        except Exception as exc:  # noqa: BLE001
-            raise InputImageError(f"Could not read {path.name} as a TIFF ({type(exc).__name__}: {exc}).") from None
+    lazy_tiff = _large_tiff(path)
     if not (lazy_tiff or is_zarr(path)):
         image = read_image(path)
         if path.suffix.lower() in TIFF_SUFFIXES:  # channels first (CYX, CZYX...) go last
