@@ -51,34 +51,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM ends the run like Ctrl+C: partial files are removed
+_signalled: list[int] = []
+
+
+def _interrupt(signum, frame):
+    """SIGINT and SIGTERM end the run like Ctrl+C (partial files are removed); remembered, so that
+    an interrupt Python swallows (raised inside a finalizer) still ends the call as interrupted."""
+    _signalled.append(signum)
+    raise KeyboardInterrupt
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "segment":
+        from .segment import run
+
+        return run(args)
+    if args.command == "batch":
+        from .batch import run
+
+        return run(args)
+    from ..evaluate.command import run_evaluate
+
+    return run_evaluate(args)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
+    _signalled.clear()
     try:
-        if args.command == "segment":
-            from .segment import run
-
-            return run(args)
-        if args.command == "batch":
-            from .batch import run
-
-            return run(args)
-        if args.command == "evaluate":
-            from ..evaluate.command import run_evaluate
-
-            return run_evaluate(args)
+        code = _run(args)
+        if not _signalled:
+            return code
     except KeyboardInterrupt:
-        print("\nnapari-sclip: interrupted; files already complete were kept, none is partial", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        pass
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-    return EXIT_USAGE  # pragma: no cover - argparse requires a command
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    print("\nnapari-sclip: interrupted; files already complete were kept, none is partial", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover
