@@ -106,21 +106,14 @@ def main(args, build_model) -> tuple[dict, list]:
     import napari
     from qtpy.QtCore import QThreadPool
     from qtpy.QtWidgets import QApplication
-    from widget_responsiveness import StallMeter, settle
-
-    from napari_sclip._qt.widget import SclipWidget
+    from widget_responsiveness import StallMeter, docked_widget, settle
 
     model = build_model(args.model, args.precision)
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1280, 800)
     app = QApplication.instance()
     image = viewer.add_image(scene_store(args.size, args.scene_folder), name="scene", rgb=True, multiscale=True)
-    widget = SclipWidget(viewer, model=model)
-    viewer.window.add_dock_widget(widget)
-    widget.set_image(image)
-    widget.apply_preset("loveda")
-    widget.set_options(short_side=args.short_side)
-    widget.panels.results.edit_policy.value = "keep"
+    widget = docked_widget(viewer, image, model, args.short_side)
     settle(app, 3.0)
     meter = StallMeter(explain_ms=args.explain_ms)
     out: dict[str, object] = {"mode": "large", "model": args.model, "image": f"{args.size}x{args.size} RGB, 7 lazy levels",

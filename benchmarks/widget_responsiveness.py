@@ -148,6 +148,20 @@ def measured(widget, app, meter: StallMeter, start) -> dict[str, float]:
     }
 
 
+def docked_widget(viewer, image, model, short_side: int):
+    """The widget docked and set up as the measured user has it: ``image``, the LoveDA preset,
+    ``short_side``, re-runs keeping edits."""
+    from napari_sclip._qt.widget import SclipWidget
+
+    widget = SclipWidget(viewer, model=model)
+    viewer.window.add_dock_widget(widget)
+    widget.set_image(image)
+    widget.apply_preset("loveda")
+    widget.set_options(short_side=short_side)
+    widget.panels.results.edit_policy.value = "keep"
+    return widget
+
+
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=["tiny", "vit-b-16"], default="vit-b-16")
@@ -167,24 +181,20 @@ def main() -> None:
     if args.large:
         from widget_large import main as large_main
 
+        if args.size <= 4096:  # the widget keeps results up to 4096 x 4096 in memory, not in a store
+            sys.exit("--large needs --size above 4096 (results up to 4096 x 4096 are not stored on disk)")
+
         report(*large_main(args, build_model), path=args.json)
         return
     import napari
     from qtpy.QtCore import QThreadPool
     from qtpy.QtWidgets import QApplication
 
-    from napari_sclip._qt.widget import SclipWidget
-
     model = build_model(args.model, args.precision)
     viewer = napari.Viewer(show=True)
     app = QApplication.instance()
     image = viewer.add_image(big_image(args.size), name="aerial", rgb=True)
-    widget = SclipWidget(viewer, model=model)
-    viewer.window.add_dock_widget(widget)
-    widget.set_image(image)
-    widget.apply_preset("loveda")
-    widget.set_options(short_side=args.short_side)
-    widget.panels.results.edit_policy.value = "keep"
+    widget = docked_widget(viewer, image, model, args.short_side)
     settle(app, 3.0)  # a user types words for a few seconds before the first Run
     meter = StallMeter(explain_ms=args.explain_ms)
     out: dict[str, object] = {

@@ -1,7 +1,8 @@
 """The napari dock widget: a thin controller that builds the panels (:mod:`.layout`), keeps the
 state objects (sessions, model slot, workers) and wires small parts together: :class:`~.runs.Runs`
 (jobs), :class:`~.layer_writer.LayerWriter`, :class:`~.edit_tracker.EditTracker` (strokes, undo),
-:class:`~.legend_presenter.LegendPresenter`, :class:`~.probe.Probe` and the viewer hooks.
+:class:`~.legend_presenter.LegendPresenter`, :class:`~.probe.Probe` and the viewer hooks
+(their signals are connected in :mod:`.wiring`).
 Its public methods are the documented scripting surface."""
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from .._napari.history import PluginUpdate
 from .._napari.session import Session, Sessions
 from .._napari.steps import ModelSlot, warm_up_layers
 from ..vocabulary import load_preset
-from . import dialogs, layout
+from . import dialogs, layout, wiring
 from .dialogs import notify
 from .edit_tracker import EditTracker
 from .inputs import Inputs
@@ -69,7 +70,7 @@ class SclipWidget(ReleasedOnClose, QWidget):
         self.runs.hold = self.regions.hold
         self.tracker.store_busy = lambda: self.regions.writing  # no plugin undo under a store write
         self._refine_timer = QTimer(self, singleShot=True, interval=60)
-        self._connect()
+        wiring.connect(self)
         self.hooks = ViewerHooks(self.viewer, self._on_images, self._on_removed, self._on_active, self._on_data)
         parts = (self.workers, self.writer, self.hooks, self.probe, self.tracker, self.sessions)
         self._on_destroyed = lambda *_: release_all(*parts)  # the viewer closed with the widget in it
@@ -79,35 +80,6 @@ class SclipWidget(ReleasedOnClose, QWidget):
         if model is not None:
             self.set_model(model)
         self._on_inputs()
-
-    def _connect(self) -> None:
-        p = self.panels
-        p.image.changed.connect(self._on_inputs)
-        for form in (p.scale, p.model):
-            form.changed.connect(self._on_inputs)
-        p.refine.changed.connect(lambda *_: self._refine_timer.start())
-        self._refine_timer.timeout.connect(self.refine)
-        p.run_bar.run_button.clicked.connect(lambda: self.run(wait=False))
-        p.run_bar.cancel_button.clicked.connect(self.cancel)
-        p.results.legend.visibility_changed.connect(self.set_class_visible)
-        p.results.legend.activated.connect(self.actions.paint_with)
-        p.results.forget_button.clicked.connect(self.forget_edits)
-        p.results.edit_button.clicked.connect(lambda: self.regions.open_clicked(self.session))
-        p.results.apply_button.clicked.connect(lambda: self.apply_edits(wait=False))
-        self.regions.changed.connect(self._on_inputs)
-        p.results.probe.changed.connect(self.probe.set_enabled)
-        p.results.export_button.clicked.connect(
-            lambda: self.actions.export_dialog(self, p.results.with_probabilities.value))
-        self.runs.started.connect(self._on_inputs)
-        self.runs.finished.connect(self._on_finished)
-        self.runs.progressed.connect(self.progressed.emit)
-        self.runs.written.connect(self._on_written)
-        self.runs.model_loaded.connect(self._on_inputs)
-        self.tracker.edited.connect(self.legend.timer.start)
-        self.tracker.restored.connect(self._on_restored)
-        self.tracker.restored.connect(self.regions.on_restored)
-        self.legend.updated.connect(self.legend_updated.emit)
-        self.probe.said.connect(self._on_said)
 
     # ------------------------------------------------------------------ state
     @property
